@@ -1,0 +1,1 @@
+"""nphies-facade: a FHIR R4 facade server for insurance workflows with NPHIES."""
