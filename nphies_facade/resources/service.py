@@ -1,0 +1,369 @@
+"""FhirService: the one write path (DESIGN rule 1), and the reads that go with it.
+
+Every create, update, patch and delete, from HTTP, a bundle entry, an operation or a worker, comes here:
+validate, apply the version rules, then write resource, history, index values and outbox event in one
+store transaction.
+"""
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+import jsonpatch
+import orjson
+
+from .clock import Clock, fhir_instant, system_clock
+from .context import RequestContext
+from .errors import FhirError, bad_request, conflict, error, gone, not_found, precondition_failed
+from .search.extraction import Extractor
+from .store import HistoryQuery, Store, StoredVersion, StoreTransaction, VersionConflict
+from .validation import check_id, require_resource, validate_resource
+
+CONDITIONAL_PARAMS_WITHOUT_INDEX = frozenset({"_id"})
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What a write did: `status` is the HTTP status it maps to; `version` the version now current."""
+
+    status: int
+    version: StoredVersion | None
+
+    @property
+    def created(self) -> bool:
+        return self.status == 201
+
+
+def parse_criteria(query: str) -> list[tuple[str, str]]:
+    criteria = [(name, value) for name, value in parse_qsl(query.lstrip("?"), keep_blank_values=True)]
+    if not criteria:
+        raise bad_request("Conditional interactions need search criteria")
+    return criteria
+
+
+def resource_json(stored: StoredVersion) -> dict:
+    return orjson.loads(stored.body)
+
+
+def _expected_version(if_match: str | None) -> int | None:
+    if if_match is None:
+        return None
+    tag = if_match.strip().removeprefix("W/").strip('"')
+    if not tag.isdigit():
+        raise bad_request(f'If-Match must be a version ETag like W/"1", not {if_match!r}')
+    return int(tag)
+
+
+class FhirService:
+    def __init__(self, store: Store, extractor: Extractor, clock: Clock = system_clock) -> None:
+        self.store = store
+        self.extractor = extractor
+        self.clock = clock
+
+    @asynccontextmanager
+    async def transaction(self, tx: StoreTransaction | None = None) -> AsyncIterator[StoreTransaction]:
+        """Joins the caller's transaction, or opens one that commits when the block ends."""
+        if tx is not None:
+            yield tx
+            return
+        async with self.store.transaction() as own:
+            yield own
+
+    # ----- reads -----
+
+    async def read(
+        self, resource_type: str, resource_id: str, tx: StoreTransaction | None = None
+    ) -> StoredVersion:
+        """`tx` reads inside a transaction, seeing its own writes (bundle GET entries)."""
+        source = tx.current if tx is not None else self.store.read
+        stored = await source(resource_type, resource_id)
+        if stored is None:
+            raise not_found(f"{resource_type}/{resource_id} is not known")
+        if stored.deleted:
+            raise gone(f"{resource_type}/{resource_id} was deleted")
+        return stored
+
+    async def vread(
+        self, resource_type: str, resource_id: str, version: str, tx: StoreTransaction | None = None
+    ) -> StoredVersion:
+        if not version.isdigit():
+            raise not_found(f"{resource_type}/{resource_id} has no version {version!r}")
+        current = await tx.current(resource_type, resource_id) if tx is not None else None
+        if current is not None and current.version == int(version):
+            stored: StoredVersion | None = current
+        else:
+            stored = await self.store.vread(resource_type, resource_id, int(version))
+        if stored is None:
+            raise not_found(f"{resource_type}/{resource_id} has no version {version}")
+        if stored.deleted:
+            raise gone(f"Version {version} of {resource_type}/{resource_id} is a deletion")
+        return stored
+
+    async def history(self, query: HistoryQuery) -> list[StoredVersion]:
+        if query.resource_type and query.id and await self.store.read(query.resource_type, query.id) is None:
+            raise not_found(f"{query.resource_type}/{query.id} is not known")
+        return await self.store.history(query)
+
+    async def find_ids(
+        self, resource_type: str, criteria: list[tuple[str, str]], tx: StoreTransaction | None = None
+    ) -> list[str]:
+        self._check_criteria(resource_type, criteria)
+        source = tx or self.store
+        return await source.find_ids(resource_type, criteria)
+
+    def _check_criteria(self, resource_type: str, criteria: list[tuple[str, str]]) -> None:
+        params = self.extractor.registry.params_for(resource_type)
+        for name, _ in criteria:
+            param = params.get(name)
+            if name in CONDITIONAL_PARAMS_WITHOUT_INDEX or (param is not None and param.type == "token"):
+                continue
+            raise bad_request(
+                f"Search parameter '{name}' is not supported in conditional criteria for {resource_type}",
+                expression=name,
+                code="not-supported",
+            )
+
+    # ----- writes -----
+
+    def _prepare(self, resource: dict, resource_id: str) -> dict:
+        """Validates, then sets id and meta.lastUpdated; meta.versionId is set when the version is known."""
+        require_resource(resource)
+        validate_resource(resource)
+        resource["id"] = resource_id
+        meta = resource.get("meta")
+        meta = dict(meta) if isinstance(meta, dict) else {}
+        meta["lastUpdated"] = fhir_instant(self.clock())
+        resource["meta"] = meta
+        return resource
+
+    async def _write(
+        self, tx: StoreTransaction, ctx: RequestContext, resource: dict, version: int, method: str
+    ) -> StoredVersion:
+        resource["meta"]["versionId"] = str(version)
+        stored = StoredVersion(
+            resource["resourceType"],
+            resource["id"],
+            version,
+            resource["meta"]["lastUpdated"],
+            method,
+            orjson.dumps(resource),
+        )
+        try:
+            await tx.write(stored, self.extractor.extract(resource), ctx.trace_id)
+        except VersionConflict as exc:
+            raise conflict(str(exc)) from None
+        return stored
+
+    async def create(
+        self,
+        ctx: RequestContext,
+        resource: dict,
+        *,
+        if_none_exist: str | None = None,
+        tx: StoreTransaction | None = None,
+        resource_id: str | None = None,
+    ) -> WriteResult:
+        """`resource_id` is an id the caller assigned beforehand (a bundle rewrites references to it)."""
+        resource = self._prepare(resource, resource_id or str(uuid.uuid4()))
+        criteria = parse_criteria(if_none_exist) if if_none_exist is not None else None
+        async with self.transaction(tx) as t:
+            if criteria is not None:
+                existing = await self._single_match(t, resource["resourceType"], criteria, "create")
+                if existing is not None:
+                    return WriteResult(200, existing)
+            return WriteResult(201, await self._write(t, ctx, resource, 1, "POST"))
+
+    async def _single_match(
+        self, tx: StoreTransaction, resource_type: str, criteria: list[tuple[str, str]], interaction: str
+    ) -> StoredVersion | None:
+        ids = await self.find_ids(resource_type, criteria, tx)
+        if len(ids) > 1:
+            raise precondition_failed(
+                f"Conditional {interaction} matched {len(ids)} {resource_type} resources; "
+                "the criteria must select at most one"
+            )
+        return await tx.current(resource_type, ids[0]) if ids else None
+
+    async def update(
+        self,
+        ctx: RequestContext,
+        resource_type: str,
+        resource_id: str,
+        resource: dict,
+        *,
+        if_match: str | None = None,
+        tx: StoreTransaction | None = None,
+        method: str = "PUT",
+    ) -> WriteResult:
+        check_id(resource_id)
+        self.check_target(resource, resource_type, resource_id)
+        expected = _expected_version(if_match)
+        resource = self._prepare(resource, resource_id)
+        async with self.transaction(tx) as t:
+            current = await t.current(resource_type, resource_id)
+            return await self._update_current(t, ctx, resource, current, expected, method)
+
+    async def _update_current(
+        self,
+        tx: StoreTransaction,
+        ctx: RequestContext,
+        resource: dict,
+        current: StoredVersion | None,
+        expected: int | None,
+        method: str,
+    ) -> WriteResult:
+        current_version = current.version if current else 0
+        if expected is not None and expected != current_version:
+            raise precondition_failed(
+                f"{resource['resourceType']}/{resource['id']} is at version {current_version}, not {expected}"
+            )
+        stored = await self._write(tx, ctx, resource, current_version + 1, method)
+        return WriteResult(201 if current is None or current.deleted else 200, stored)
+
+    @staticmethod
+    def check_target(resource: object, resource_type: str, resource_id: str | None) -> None:
+        require_resource(resource)
+        if resource["resourceType"] != resource_type:
+            raise bad_request(
+                f"The body is a {resource['resourceType']} but the URL names {resource_type}", "resourceType"
+            )
+        if resource_id is not None and resource.get("id") != resource_id:
+            raise bad_request(
+                f"The body's id {resource.get('id')!r} must equal the id in the URL {resource_id!r}",
+                f"{resource_type}.id",
+            )
+
+    async def conditional_update(
+        self,
+        ctx: RequestContext,
+        resource_type: str,
+        query: str,
+        resource: dict,
+        *,
+        if_match: str | None = None,
+        tx: StoreTransaction | None = None,
+    ) -> WriteResult:
+        criteria = parse_criteria(query)
+        self.check_target(resource, resource_type, None)
+        body_id = resource.get("id")
+        expected = _expected_version(if_match)
+        async with self.transaction(tx) as t:
+            match = await self._single_match(t, resource_type, criteria, "update")
+            if match is not None and body_id is not None and body_id != match.id:
+                raise bad_request(
+                    f"The body's id {body_id!r} is not the id of the resource the criteria match "
+                    f"({match.id!r})",
+                    f"{resource_type}.id",
+                )
+            if match is None and body_id is not None:
+                check_id(body_id, f"{resource_type}.id")
+                match = await t.current(resource_type, body_id)
+            target_id = match.id if match else str(uuid.uuid4())
+            prepared = self._prepare(resource, target_id)
+            return await self._update_current(t, ctx, prepared, match, expected, "PUT")
+
+    async def patch(
+        self,
+        ctx: RequestContext,
+        resource_type: str,
+        resource_id: str,
+        operations: object,
+        *,
+        if_match: str | None = None,
+        tx: StoreTransaction | None = None,
+    ) -> WriteResult:
+        async with self.transaction(tx) as t:
+            current = await t.current(resource_type, resource_id)
+            if current is None:
+                raise not_found(f"{resource_type}/{resource_id} is not known")
+            if current.deleted:
+                raise gone(f"{resource_type}/{resource_id} was deleted")
+            patched = apply_json_patch(resource_json(current), operations)
+            self.check_target(patched, resource_type, resource_id)
+            expected = _expected_version(if_match)
+            prepared = self._prepare(patched, resource_id)
+            return await self._update_current(t, ctx, prepared, current, expected, "PATCH")
+
+    async def conditional_patch(
+        self,
+        ctx: RequestContext,
+        resource_type: str,
+        query: str,
+        operations: object,
+        *,
+        if_match: str | None = None,
+        tx: StoreTransaction | None = None,
+    ) -> WriteResult:
+        criteria = parse_criteria(query)
+        async with self.transaction(tx) as t:
+            match = await self._single_match(t, resource_type, criteria, "patch")
+            if match is None:
+                raise not_found(f"No {resource_type} matches the patch criteria")
+            return await self.patch(ctx, resource_type, match.id, operations, if_match=if_match, tx=t)
+
+    async def delete(
+        self,
+        ctx: RequestContext,
+        resource_type: str,
+        resource_id: str,
+        *,
+        if_match: str | None = None,
+        tx: StoreTransaction | None = None,
+    ) -> WriteResult:
+        expected = _expected_version(if_match)
+        async with self.transaction(tx) as t:
+            current = await t.current(resource_type, resource_id)
+            if current is None:
+                raise not_found(f"{resource_type}/{resource_id} is not known")
+            return await self._delete_current(t, ctx, current, expected)
+
+    async def _delete_current(
+        self, tx: StoreTransaction, ctx: RequestContext, current: StoredVersion, expected: int | None
+    ) -> WriteResult:
+        if expected is not None and expected != current.version:
+            raise precondition_failed(
+                f"{current.resource_type}/{current.id} is at version {current.version}, not {expected}"
+            )
+        if current.deleted:
+            return WriteResult(204, current)
+        tombstone = StoredVersion(
+            current.resource_type, current.id, current.version + 1, fhir_instant(self.clock()), "DELETE", None
+        )
+        try:
+            await tx.write(tombstone, {}, ctx.trace_id)
+        except VersionConflict as exc:
+            raise conflict(str(exc)) from None
+        return WriteResult(204, tombstone)
+
+    async def conditional_delete(
+        self, ctx: RequestContext, resource_type: str, query: str, *, tx: StoreTransaction | None = None
+    ) -> WriteResult:
+        criteria = parse_criteria(query)
+        async with self.transaction(tx) as t:
+            match = await self._single_match(t, resource_type, criteria, "delete")
+            if match is None:
+                return WriteResult(204, None)
+            return await self._delete_current(t, ctx, match, None)
+
+
+def apply_json_patch(document: dict, operations: object) -> dict:
+    if not isinstance(operations, list) or not all(isinstance(op, dict) for op in operations):
+        raise bad_request("A JSON Patch document is an array of operation objects", code="structure")
+    try:
+        return jsonpatch.apply_patch(document, operations)
+    except jsonpatch.JsonPatchTestFailed as exc:
+        raise error(422, "processing", f"JSON Patch test failed: {exc}") from None
+    except (
+        jsonpatch.JsonPatchException,
+        jsonpatch.JsonPointerException,
+        TypeError,
+        ValueError,
+        KeyError,
+        IndexError,
+    ) as exc:
+        raise error(422, "processing", f"The JSON Patch cannot be applied: {exc}") from None
+
+
+__all__ = ["FhirService", "WriteResult", "FhirError", "parse_criteria", "resource_json"]

@@ -1,0 +1,250 @@
+"""The embedded store: one SQLite file in WAL mode, written through one connection, read through a few."""
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiosqlite
+
+from ..store import (
+    HistoryQuery,
+    IndexValues,
+    OutboxEvent,
+    Store,
+    StoredVersion,
+    StoreTransaction,
+    VersionConflict,
+)
+from .index_rows import row_for
+from .schema import PRAGMAS, SCHEMA
+
+READERS = 2
+ACTIONS = {"DELETE": "delete"}
+
+_VERSION_COLUMNS = "type, id, version, last_updated, method, body"
+
+
+def _version(row: tuple, position: int = 0) -> StoredVersion:
+    return StoredVersion(row[0], row[1], row[2], row[3], row[4], row[5], position)
+
+
+async def _connect(path: Path) -> aiosqlite.Connection:
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    for pragma in PRAGMAS:
+        await conn.execute(pragma)
+    return conn
+
+
+class ParamIds:
+    """(resource type, parameter code) -> pid, kept in memory once read or created."""
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple[str, str], int] = {}
+
+    async def load(self, conn: aiosqlite.Connection) -> None:
+        self._ids.clear()
+        for pid, rtype, code in await conn.execute_fetchall("SELECT pid, type, code FROM params"):
+            self._ids[(rtype, code)] = pid
+
+    def known(self, resource_type: str, code: str) -> int | None:
+        return self._ids.get((resource_type, code))
+
+    async def ensure(self, conn: aiosqlite.Connection, resource_type: str, code: str) -> int:
+        pid = self._ids.get((resource_type, code))
+        if pid is None:
+            await conn.execute(
+                "INSERT OR IGNORE INTO params (type, code) VALUES (?, ?)", (resource_type, code)
+            )
+            rows = await conn.execute_fetchall(
+                "SELECT pid FROM params WHERE type = ? AND code = ?", (resource_type, code)
+            )
+            pid = self._ids[(resource_type, code)] = rows[0][0]
+        return pid
+
+
+async def _find_ids(
+    conn: aiosqlite.Connection, params: ParamIds, resource_type: str, criteria: list[tuple[str, str]]
+) -> list[str]:
+    sql = "SELECT r.id FROM resources r WHERE r.type = ? AND r.deleted = 0"
+    args: list = [resource_type]
+    for code, value in criteria:
+        if code == "_id":
+            sql += " AND r.id = ?"
+            args.append(value)
+            continue
+        pid = params.known(resource_type, code)
+        if pid is None:
+            await params.load(conn)
+            pid = params.known(resource_type, code)
+        if pid is None:
+            return []
+        system, sep, token = value.rpartition("|") if "|" in value else (None, "", value)
+        clause = "SELECT rid FROM idx WHERE pid = ? AND s1 = ?"
+        clause_args: list = [pid, token]
+        if sep and system:
+            clause += " AND s2 = ?"
+            clause_args.append(system)
+        elif sep:
+            clause += " AND s2 IS NULL"
+        sql += f" AND r.rid IN ({clause})"
+        args.extend(clause_args)
+    rows = await conn.execute_fetchall(sql + " ORDER BY r.rid LIMIT 1000", args)
+    return [row[0] for row in rows]
+
+
+class SqliteTransaction(StoreTransaction):
+    def __init__(self, conn: aiosqlite.Connection, params: ParamIds) -> None:
+        self._conn = conn
+        self._params = params
+
+    async def current(self, resource_type: str, resource_id: str) -> StoredVersion | None:
+        rows = await self._conn.execute_fetchall(
+            "SELECT h.type, h.id, h.version, h.last_updated, h.method, h.body, h.hid FROM resources r "
+            "JOIN history h ON h.rid = r.rid AND h.version = r.version WHERE r.type = ? AND r.id = ?",
+            (resource_type, resource_id),
+        )
+        return _version(rows[0], rows[0][6]) if rows else None
+
+    async def _store_current(self, v: StoredVersion) -> int:
+        deleted = 1 if v.body is None else 0
+        if v.version == 1:
+            sql = (
+                "INSERT INTO resources (type, id, version, last_updated, deleted, body) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (type, id) DO NOTHING RETURNING rid"
+            )
+            rows = await self._conn.execute_fetchall(
+                sql, (v.resource_type, v.id, v.version, v.last_updated, deleted, v.body)
+            )
+        else:
+            rows = await self._conn.execute_fetchall(
+                "UPDATE resources SET version = ?, last_updated = ?, deleted = ?, body = ? "
+                "WHERE type = ? AND id = ? AND version = ? RETURNING rid",
+                (v.version, v.last_updated, deleted, v.body, v.resource_type, v.id, v.version - 1),
+            )
+        if not rows:
+            raise VersionConflict(f"{v.resource_type}/{v.id} is no longer at version {v.version - 1}")
+        return rows[0][0]
+
+    async def _store_index(self, rid: int, resource_type: str, index: IndexValues, replacing: bool) -> None:
+        if replacing:
+            await self._conn.execute("DELETE FROM idx WHERE rid = ?", (rid,))
+        rows = []
+        for code, values in index.items():
+            pid = await self._params.ensure(self._conn, resource_type, code)
+            for value in values:
+                row = row_for(value)
+                if row is not None:
+                    rows.append((rid, pid, *row))
+        if rows:
+            await self._conn.executemany("INSERT INTO idx VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    async def write(self, v: StoredVersion, index: IndexValues, trace_id: str) -> OutboxEvent:
+        rid = await self._store_current(v)
+        await self._conn.execute(
+            "INSERT INTO history (rid, type, id, version, last_updated, method, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (rid, v.resource_type, v.id, v.version, v.last_updated, v.method, v.body),
+        )
+        await self._store_index(rid, v.resource_type, index, replacing=v.version > 1)
+        action = "delete" if v.body is None else ("create" if v.version == 1 else "update")
+        rows = await self._conn.execute_fetchall(
+            "INSERT INTO outbox (type, id, version, action, at, trace_id) VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
+            (v.resource_type, v.id, v.version, action, v.last_updated, trace_id),
+        )
+        return OutboxEvent(rows[0][0], v.resource_type, v.id, v.version, action, v.last_updated, trace_id)
+
+    async def find_ids(self, resource_type: str, criteria: list[tuple[str, str]]) -> list[str]:
+        return await _find_ids(self._conn, self._params, resource_type, criteria)
+
+
+class SqliteStore(Store):
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._writer: aiosqlite.Connection | None = None
+        self._readers: list[aiosqlite.Connection] = []
+        self._next_reader = itertools.cycle(range(READERS))
+        self._write_lock = asyncio.Lock()
+        self._params = ParamIds()
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = await _connect(self.path)
+        await self._writer.executescript(SCHEMA)
+        await self._params.load(self._writer)
+        self._readers = [await _connect(self.path) for _ in range(READERS)]
+
+    async def close(self) -> None:
+        for conn in [*self._readers, self._writer]:
+            if conn is not None:
+                await conn.close()
+        self._readers, self._writer = [], None
+
+    def _reader(self) -> aiosqlite.Connection:
+        return self._readers[next(self._next_reader)]
+
+    async def ping(self) -> bool:
+        try:
+            await self._reader().execute_fetchall("SELECT 1")
+        except (aiosqlite.Error, IndexError, ValueError):
+            return False
+        return True
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[StoreTransaction]:
+        async with self._write_lock:
+            conn = self._writer
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield SqliteTransaction(conn, self._params)
+            except BaseException:
+                await conn.execute("ROLLBACK")
+                await self._params.load(conn)
+                raise
+            await conn.execute("COMMIT")
+
+    async def read(self, resource_type: str, resource_id: str) -> StoredVersion | None:
+        rows = await self._reader().execute_fetchall(
+            "SELECT type, id, version, last_updated, CASE deleted WHEN 1 THEN 'DELETE' ELSE '' END, body "
+            "FROM resources WHERE type = ? AND id = ?",
+            (resource_type, resource_id),
+        )
+        return _version(rows[0]) if rows else None
+
+    async def vread(self, resource_type: str, resource_id: str, version: int) -> StoredVersion | None:
+        rows = await self._reader().execute_fetchall(
+            f"SELECT {_VERSION_COLUMNS}, hid FROM history h WHERE h.rid = "
+            "(SELECT rid FROM resources WHERE type = ? AND id = ?) AND h.version = ?",
+            (resource_type, resource_id, version),
+        )
+        return _version(rows[0], rows[0][6]) if rows else None
+
+    async def history(self, query: HistoryQuery) -> list[StoredVersion]:
+        sql = f"SELECT {_VERSION_COLUMNS}, hid FROM history h WHERE 1 = 1"
+        args: list = []
+        if query.resource_type and query.id:
+            sql += " AND h.rid = (SELECT rid FROM resources WHERE type = ? AND id = ?)"
+            args += [query.resource_type, query.id]
+        elif query.resource_type:
+            sql += " AND h.type = ?"
+            args.append(query.resource_type)
+        if query.since:
+            sql += " AND h.last_updated >= ?"
+            args.append(query.since)
+        if query.before_position is not None:
+            sql += " AND h.hid < ?"
+            args.append(query.before_position)
+        sql += " ORDER BY h.hid DESC LIMIT ?"
+        args.append(query.count)
+        rows = await self._reader().execute_fetchall(sql, args)
+        return [_version(row, row[6]) for row in rows]
+
+    async def find_ids(self, resource_type: str, criteria: list[tuple[str, str]]) -> list[str]:
+        return await _find_ids(self._reader(), self._params, resource_type, criteria)
+
+    async def outbox_after(self, seq: int, limit: int = 100) -> list[OutboxEvent]:
+        rows = await self._reader().execute_fetchall(
+            "SELECT seq, type, id, version, action, at, trace_id FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+            (seq, limit),
+        )
+        return [OutboxEvent(*row) for row in rows]

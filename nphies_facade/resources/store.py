@@ -1,0 +1,105 @@
+"""The store port: what FhirService needs from a backend (documents in, documents out).
+
+A backend keeps, per resource, the current version, every past version, the extracted search index
+values, and an outbox of change events with a monotonically increasing sequence number. A write puts
+all four in one transaction (DESIGN rule 2).
+"""
+
+from abc import ABC, abstractmethod
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+
+from .search.values import IndexValue
+
+IndexValues = dict[str, list[IndexValue]]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredVersion:
+    """One version of one resource, as stored. `body` is the resource JSON, None for a deletion."""
+
+    resource_type: str
+    id: str
+    version: int
+    last_updated: str
+    method: str
+    body: bytes | None
+    position: int = 0
+
+    @property
+    def deleted(self) -> bool:
+        return self.body is None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEvent:
+    seq: int
+    resource_type: str
+    id: str
+    version: int
+    action: str
+    at: str
+    trace_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryQuery:
+    resource_type: str | None = None
+    id: str | None = None
+    since: str | None = None
+    before_position: int | None = None
+    count: int = 50
+
+
+class VersionConflict(Exception):
+    """The version a write was based on is no longer current (a concurrent write won)."""
+
+
+class StoreTransaction(ABC):
+    """Reads see the transaction's own writes; nothing is visible to others until commit."""
+
+    @abstractmethod
+    async def current(self, resource_type: str, resource_id: str) -> StoredVersion | None:
+        """The latest version, a deletion included, or None when the resource never existed."""
+
+    @abstractmethod
+    async def write(self, version: StoredVersion, index: IndexValues, trace_id: str) -> OutboxEvent:
+        """Stores a new version (body None deletes), replaces its index values, appends its outbox event.
+
+        Raises VersionConflict when version.version is not one more than the current version.
+        """
+
+    @abstractmethod
+    async def find_ids(self, resource_type: str, criteria: list[tuple[str, str]]) -> list[str]:
+        """Ids of live resources matching all criteria, for conditional interactions."""
+
+
+class Store(ABC):
+    @abstractmethod
+    async def open(self) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def ping(self) -> bool: ...
+
+    @abstractmethod
+    def transaction(self) -> AbstractAsyncContextManager[StoreTransaction]:
+        """A write transaction; it commits when the block ends and rolls back on an exception."""
+
+    @abstractmethod
+    async def read(self, resource_type: str, resource_id: str) -> StoredVersion | None: ...
+
+    @abstractmethod
+    async def vread(self, resource_type: str, resource_id: str, version: int) -> StoredVersion | None: ...
+
+    @abstractmethod
+    async def history(self, query: HistoryQuery) -> list[StoredVersion]:
+        """Versions newest first; `position` orders them and pages with `before_position`."""
+
+    @abstractmethod
+    async def find_ids(self, resource_type: str, criteria: list[tuple[str, str]]) -> list[str]: ...
+
+    @abstractmethod
+    async def outbox_after(self, seq: int, limit: int = 100) -> list[OutboxEvent]: ...

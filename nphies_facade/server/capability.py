@@ -1,0 +1,61 @@
+"""The CapabilityStatement, generated from what the server really implements."""
+
+from .. import __version__
+from ..resources.search.definitions import SearchRegistry
+from ..resources.types import supported_types
+from .rest import INTERACTIONS, SYSTEM_INTERACTIONS
+
+
+def _resource_entry(resource_type: str, registry: SearchRegistry, search_types: set[str] | None) -> dict:
+    entry: dict = {
+        "type": resource_type,
+        "interaction": [{"code": code} for code in INTERACTIONS],
+        "versioning": "versioned-update",
+        "readHistory": True,
+        "updateCreate": True,
+        "conditionalCreate": True,
+        "conditionalRead": "not-supported",
+        "conditionalUpdate": True,
+        "conditionalDelete": "single",
+    }
+    if search_types is not None:
+        entry["interaction"].append({"code": "search-type"})
+        params = registry.params_for(resource_type)
+        entry["searchParam"] = [
+            {"name": code, "definition": p.url, "type": p.type}
+            for code, p in sorted(params.items())
+            if p.type in search_types
+        ]
+    return entry
+
+
+def capability_statement(
+    base: str,
+    registry: SearchRegistry,
+    instant: str,
+    search_types: set[str] | None = None,
+    operations: list[dict] | None = None,
+    security: dict | None = None,
+) -> dict:
+    rest: dict = {
+        "mode": "server",
+        "resource": [_resource_entry(t, registry, search_types) for t in sorted(supported_types())],
+        "interaction": [{"code": code} for code in SYSTEM_INTERACTIONS],
+    }
+    if operations:
+        rest["operation"] = operations
+    if security:
+        rest["security"] = security
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": instant,
+        "publisher": "nphies-facade",
+        "kind": "instance",
+        "software": {"name": "nphies-facade", "version": __version__},
+        "implementation": {"description": "nphies-facade FHIR R4 server", "url": base},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "json"],
+        "patchFormat": ["application/json-patch+json"],
+        "rest": [rest],
+    }

@@ -1,0 +1,46 @@
+"""Shared fixtures: the app in-process over ASGI, with a fresh SQLite store per test."""
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from nphies_facade.server.app import create_app
+from nphies_facade.server.settings import Settings
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+FHIR_EXAMPLES = SHARED / "fhir-examples"
+FHIR_JSON = "application/fhir+json"
+
+
+def example(name: str) -> dict:
+    return json.loads((FHIR_EXAMPLES / name).read_text())
+
+
+def requires_shared() -> pytest.MarkDecorator:
+    return pytest.mark.skipif(not FHIR_EXAMPLES.is_dir(), reason="../shared/fhir-examples is not present")
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", base_url="http://fhir.test")
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://fhir.test",
+        headers={"Content-Type": FHIR_JSON, "Accept": FHIR_JSON},
+    ) as c:
+        yield c
