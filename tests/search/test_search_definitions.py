@@ -5,7 +5,7 @@ import pytest
 from nphies_facade.resources.search.definitions import SearchParam, SearchRegistry, branches_by_base
 from nphies_facade.resources.search.extraction import Extractor
 from nphies_facade.resources.search.rewrites import rewrite
-from nphies_facade.resources.search.values import ReferenceValue, TokenValue
+from nphies_facade.resources.search.values import CompositeValue, ReferenceValue, StringValue, TokenValue
 
 REGISTRY = SearchRegistry()
 
@@ -41,7 +41,10 @@ def test_choice_branches_in_parentheses_stay_with_their_base() -> None:
 
 def test_relative_branches_belong_to_every_base() -> None:
     assert branches_by_base("name | alias", ["InsurancePlan"]) == {"InsurancePlan": "name | alias"}
-    assert branches_by_base("A.x | B.y | (A.z as T)", ["A", "B", "C"]) == {"A": "A.x | (A.z as T)", "B": "B.y"}
+    assert branches_by_base("A.x | B.y | (A.z as T)", ["A", "B", "C"]) == {
+        "A": "A.x | (A.z as T)",
+        "B": "B.y",
+    }
 
 
 def test_every_type_gets_the_common_resource_parameters() -> None:
@@ -78,9 +81,9 @@ def test_rewrites_make_expressions_fhirpathpy_can_evaluate() -> None:
     assert rewrite("Task.for.where(resolve() is Patient)", "Task") == (
         "Task.for.where(reference.matches('(^|/)Patient/[^/]+(/_history/[^/]+)?$'))"
     )
-    assert rewrite("(Observation.value as Quantity) | (Observation.component.value as Quantity)", "Observation") == (
-        "Observation.value.ofType(Quantity) | Observation.component.value.ofType(Quantity)"
-    )
+    assert rewrite(
+        "(Observation.value as Quantity) | (Observation.component.value as Quantity)", "Observation"
+    ) == ("Observation.value.ofType(Quantity) | Observation.component.value.ofType(Quantity)")
     assert rewrite("value.as(CodeableConcept)", "Observation") == "value.ofType(CodeableConcept)"
     assert rewrite("DocumentReference.subject", "DocumentReference") == "DocumentReference.subject"
 
@@ -132,7 +135,10 @@ def test_custom_extension_parameter_is_compiled() -> None:
     patient = {
         "resourceType": "Patient",
         "extension": [
-            {"url": "http://nphies.sa/occupation", "valueCodeableConcept": {"coding": [{"system": "s", "code": "x"}]}},
+            {
+                "url": "http://nphies.sa/occupation",
+                "valueCodeableConcept": {"coding": [{"system": "s", "code": "x"}]},
+            },
             {"url": "http://other", "valueString": "no"},
         ],
     }
@@ -140,6 +146,33 @@ def test_custom_extension_parameter_is_compiled() -> None:
     assert plan.compiled
     assert extractor.extract(patient)["occupation"] == [TokenValue("s", "x")]
     assert Extractor(registry, use_compiler=False).extract(patient)["occupation"] == [TokenValue("s", "x")]
+
+
+def test_custom_composite_parameter_needs_known_components() -> None:
+    registry = SearchRegistry()
+    composite = {
+        **MEMBER_ID,
+        "code": "class-type-value",
+        "type": "composite",
+        "expression": "Coverage.class",
+        "component": [
+            {"definition": "http://hl7.org/fhir/SearchParameter/Coverage-class-type", "expression": "type"},
+            {"definition": "http://example.org/unknown", "expression": "value"},
+        ],
+    }
+    with pytest.raises(ValueError, match="not a known parameter"):
+        registry.add(composite)
+    composite["component"][1]["definition"] = "http://hl7.org/fhir/SearchParameter/Coverage-class-value"
+    registry.add(composite)
+    coverage = {
+        "resourceType": "Coverage",
+        "class": [{"type": {"coding": [{"code": "plan"}]}, "value": "Gold"}],
+    }
+    assert Extractor(registry).extract(coverage)["class-type-value"] == [
+        CompositeValue(
+            (("class-type", TokenValue(None, "plan")), ("class-value", StringValue("gold", "Gold")))
+        )
+    ]
 
 
 def test_custom_parameter_replaces_one_with_the_same_code() -> None:
@@ -163,6 +196,7 @@ def test_custom_parameter_replaces_one_with_the_same_code() -> None:
         ({"expression": "Patient.identifier"}, "no branch for base"),
         ({"resourceType": "Patient"}, "resourceType"),
         ({"type": "composite", "component": [{"definition": "x"}]}, "component"),
+        ({"expression": "Coverage.payor.resolve().name"}, "resolve"),
     ],
 )
 def test_invalid_search_parameters_are_refused_with_a_clear_message(change: dict, message: str) -> None:

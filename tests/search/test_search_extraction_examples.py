@@ -50,7 +50,11 @@ def test_patient_example() -> None:
     assert values["birthdate"] == [DateValue(ms(1974, 12, 25), ms(1974, 12, 26))]
     assert values["identifier"] == [
         TokenValue(
-            "urn:oid:1.2.36.146.595.217.0.1", "12345", None, "http://terminology.hl7.org/CodeSystem/v2-0203", "MR"
+            "urn:oid:1.2.36.146.595.217.0.1",
+            "12345",
+            None,
+            "http://terminology.hl7.org/CodeSystem/v2-0203",
+            "MR",
         )
     ]
     assert values["gender"] == [TokenValue(None, "male")]
@@ -90,7 +94,9 @@ def test_task_example() -> None:
 
     assert values["owner"] == [
         ReferenceValue(
-            "Organization", "1832473e-2fe0-452d-abe9-3cdb9879522f", "Organization/1832473e-2fe0-452d-abe9-3cdb9879522f"
+            "Organization",
+            "1832473e-2fe0-452d-abe9-3cdb9879522f",
+            "Organization/1832473e-2fe0-452d-abe9-3cdb9879522f",
         )
     ]
     assert values["status"] == [TokenValue(None, "in-progress")]
@@ -158,13 +164,20 @@ def test_choice_types_and_composites_of_an_observation() -> None:
     values = EXTRACTOR.extract(observation)
 
     plus_three = timezone(timedelta(hours=3))
-    assert values["date"] == [DateValue(ms(2024, 5, 1, 10, 30, tz=plus_three), ms(2024, 5, 1, 10, 30, 1, tz=plus_three))]
+    assert values["date"] == [
+        DateValue(ms(2024, 5, 1, 10, 30, tz=plus_three), ms(2024, 5, 1, 10, 30, 1, tz=plus_three))
+    ]
     assert values["patient"] == [ReferenceValue("Patient", "p1", "Patient/p1")]
     assert "value-quantity" not in values
     systolic = QuantityValue(120.0, 119.5, 120.5, UCUM, "mm[Hg]", "mmHg")
     assert values["component-value-quantity"][0] == systolic
     assert values["component-code-value-quantity"] == [
-        CompositeValue((("component-code", TokenValue("http://loinc.org", "8480-6")), ("component-value-quantity", systolic))),
+        CompositeValue(
+            (
+                ("component-code", TokenValue("http://loinc.org", "8480-6")),
+                ("component-value-quantity", systolic),
+            )
+        ),
         CompositeValue(
             (
                 ("component-code", TokenValue("http://loinc.org", "8462-4")),

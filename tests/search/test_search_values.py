@@ -47,7 +47,11 @@ def ms(*fields: int, tz: timezone = UTC) -> int:
         ("2020-03-04T10:00Z", ms(2020, 3, 4, 10, 0), ms(2020, 3, 4, 10, 1)),
         ("2020-03-04T10:00:05+02:00", ms(2020, 3, 4, 8, 0, 5), ms(2020, 3, 4, 8, 0, 6)),
         ("2020-03-04T01:00:05-05:30", ms(2020, 3, 4, 6, 30, 5), ms(2020, 3, 4, 6, 30, 6)),
-        ("2016-10-31T08:25:05.123+10:00", ms(2016, 10, 30, 22, 25, 5) + 123, ms(2016, 10, 30, 22, 25, 5) + 124),
+        (
+            "2016-10-31T08:25:05.123+10:00",
+            ms(2016, 10, 30, 22, 25, 5) + 123,
+            ms(2016, 10, 30, 22, 25, 5) + 124,
+        ),
         ("2016-10-31T08:25:05.5Z", ms(2016, 10, 31, 8, 25, 5) + 500, ms(2016, 10, 31, 8, 25, 5) + 600),
         ("1899-12-31", ms(1899, 12, 31), ms(1900, 1, 1)),
     ],
@@ -64,7 +68,9 @@ def test_a_time_zone_offset_shifts_the_same_wall_clock_time() -> None:
     )
 
 
-@pytest.mark.parametrize("text", ["2020-13", "2019-02-29", "2020-04-31", "20", "2020-01-01T25:00", "soon", ""])
+@pytest.mark.parametrize(
+    "text", ["2020-13", "2019-02-29", "2020-04-31", "20", "2020-01-01T25:00", "soon", ""]
+)
 def test_values_that_are_not_dates_have_no_range(text: str) -> None:
     assert date_range(text) is None
     assert date_values(text) == []
@@ -143,7 +149,13 @@ def test_normalized_strings_ignore_case_accents_and_spacing() -> None:
 
 
 def test_human_name_gives_each_part() -> None:
-    name = {"use": "official", "family": "Chalmers", "given": ["Peter", "James"], "prefix": ["Mr"], "text": "P J C"}
+    name = {
+        "use": "official",
+        "family": "Chalmers",
+        "given": ["Peter", "James"],
+        "prefix": ["Mr"],
+        "text": "P J C",
+    }
     assert [v.exact for v in string_values(name)] == ["P J C", "Chalmers", "Peter", "James", "Mr"]
 
 
@@ -192,7 +204,11 @@ def test_identifier_token_carries_its_type_for_of_type() -> None:
     }
     assert token_values(identifier) == [
         TokenValue(
-            "urn:oid:1.2.36.146.595.217.0.1", "12345", None, "http://terminology.hl7.org/CodeSystem/v2-0203", "MR"
+            "urn:oid:1.2.36.146.595.217.0.1",
+            "12345",
+            None,
+            "http://terminology.hl7.org/CodeSystem/v2-0203",
+            "MR",
         )
     ]
     assert token_values({"system": "http://nphies.sa/member", "value": "A1"}) == [
@@ -231,8 +247,14 @@ def test_primitive_tokens() -> None:
         ({"reference": "#signature"}, []),
         ({"identifier": {"system": "http://happyvalley.com/claim", "value": "1500"}}, []),
         ({"display": "General Wellness Careplan"}, []),
-        ("http://hl7.org/fhir/ValueSet/x|4.0.1", [ReferenceValue(None, None, "http://hl7.org/fhir/ValueSet/x")]),
-        ({"resourceType": "Composition", "id": "c1"}, [ReferenceValue("Composition", "c1", "Composition/c1")]),
+        (
+            "http://hl7.org/fhir/ValueSet/x|4.0.1",
+            [ReferenceValue(None, None, "http://hl7.org/fhir/ValueSet/x")],
+        ),
+        (
+            {"resourceType": "Composition", "id": "c1"},
+            [ReferenceValue("Composition", "c1", "Composition/c1")],
+        ),
     ],
 )
 def test_references(reference: object, expected: list[ReferenceValue]) -> None:

@@ -255,7 +255,7 @@ def _compile_of_type(target: Node | None, type_name: str, scope: _Scope) -> _Com
     source = _input(target, scope)
     if source.path is None or source.path.startswith("System."):
         raise NotCompilable(f"ofType({type_name}) on a value of unknown type")
-    static_type = "BackboneElement" if model.is_backbone_or_resource_path(source.path) else source.path
+    static_type = "BackboneElement" if model.is_backbone_path(source.path) else source.path
     if model.is_type(static_type, type_name):
         return source
     return _Compiled(lambda items, root: [], None)
@@ -382,7 +382,9 @@ def _compile_binary(node: Binary, scope: _Scope) -> _Compiled:
             left.path if left.path == right.path else None,
         )
     if node.op in ("=", "!=") and isinstance(node.right, Literal):
-        return _Compiled(_equality_step(_compile(node.left, scope).step, node.right.value, node.op), "boolean")
+        return _Compiled(
+            _equality_step(_compile(node.left, scope).step, node.right.value, node.op), "boolean"
+        )
     if node.op in ("and", "or"):
         left, right = _compile(node.left, scope).step, _compile(node.right, scope).step
         combine = _and if node.op == "and" else _or

@@ -7,13 +7,14 @@ expression `Claim.patient`.
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
 import orjson
 
 from nphies_facade.resources.search.expressions import FhirPathSyntaxError, split_union
+from nphies_facade.resources.search.rewrites import rewrite
 
 DATA_FILE = Path(__file__).with_name("data") / "search-parameters.json"
 PARAM_TYPES = frozenset({"number", "date", "string", "token", "reference", "composite", "quantity", "uri"})
@@ -81,7 +82,8 @@ def params_from_definition(definition: dict) -> list[SearchParam]:
     per_base = branches_by_base(definition["expression"], definition["base"])
     shared = {
         "code": definition["code"],
-        "url": definition.get("url") or f"urn:search-parameter:{'-'.join(definition['base'])}-{definition['code']}",
+        "url": definition.get("url")
+        or f"urn:search-parameter:{'-'.join(definition['base'])}-{definition['code']}",
         "type": definition["type"],
         "targets": _strings(definition.get("target")),
         "components": _components(definition),
@@ -90,7 +92,9 @@ def params_from_definition(definition: dict) -> list[SearchParam]:
         "multiple_or": _optional_bool(definition.get("multipleOr")),
         "multiple_and": _optional_bool(definition.get("multipleAnd")),
     }
-    return [SearchParam(base=(base,), expression=expression, **shared) for base, expression in per_base.items()]
+    return [
+        SearchParam(base=(base,), expression=expression, **shared) for base, expression in per_base.items()
+    ]
 
 
 def is_extractable(definition: dict) -> bool:
@@ -123,6 +127,10 @@ def validate_search_parameter(resource: dict) -> None:
         raise ValueError(f"SearchParameter.expression is not valid FHIRPath: {error}") from error
     if not per_base:
         raise ValueError(f"SearchParameter.expression {expression!r} has no branch for base {base}")
+    if "resolve()" in rewrite(expression, base[0]):
+        raise ValueError(
+            "resolve() can only be used as where(resolve() is <Type>): extraction sees one resource"
+        )
 
 
 def _validate_components(resource: dict) -> None:
@@ -161,6 +169,9 @@ class SearchRegistry:
     def add(self, search_parameter: dict) -> list[SearchParam]:
         """Register a SearchParameter resource; it replaces a parameter with the same code and base."""
         validate_search_parameter(search_parameter)
+        for component in search_parameter.get("component") or ():
+            if component["definition"] not in self._by_url:
+                raise ValueError(f"component definition {component['definition']!r} is not a known parameter")
         params = params_from_definition(search_parameter)
         for param in params:
             self._by_url.pop(param.url, None)
@@ -180,7 +191,7 @@ class SearchRegistry:
         bases = ("Resource",) if resource_type in NOT_DOMAIN_RESOURCES else COMMON_BASES
         for base in (*bases, resource_type):
             for code, param in self._by_base.get(base, {}).items():
-                merged[code] = param if base == resource_type else _specialise(param, resource_type)
+                merged[code] = param if base == resource_type else replace(param, base=(resource_type,))
         return merged
 
     def get(self, resource_type: str, code: str) -> SearchParam | None:
@@ -196,20 +207,3 @@ class SearchRegistry:
     def resource_types(self) -> list[str]:
         """The types that have parameters of their own."""
         return sorted(base for base in self._by_base if base not in COMMON_BASES)
-
-
-def _specialise(param: SearchParam, resource_type: str) -> SearchParam:
-    """A Resource/DomainResource parameter as it applies to one type (its expression is unchanged)."""
-    return SearchParam(
-        code=param.code,
-        url=param.url,
-        type=param.type,
-        base=(resource_type,),
-        expression=param.expression,
-        targets=param.targets,
-        components=param.components,
-        modifiers=param.modifiers,
-        comparators=param.comparators,
-        multiple_or=param.multiple_or,
-        multiple_and=param.multiple_and,
-    )

@@ -161,7 +161,9 @@ class Extractor:
         components: list[tuple[str, str, Converter]], resource_type: str, path: str
     ) -> list[_Part]:
         return [
-            _Part(code, compile_relative(rewrite(part_expression, resource_type), resource_type, path), convert)
+            _Part(
+                code, compile_relative(rewrite(part_expression, resource_type), resource_type, path), convert
+            )
             for code, part_expression, convert in components
         ]
 

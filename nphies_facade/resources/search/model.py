@@ -28,9 +28,9 @@ _RESOURCE_TYPES_BY_DATA = frozenset({"Resource", "DomainResource"})
 
 
 @cache
-def _tables() -> tuple[dict, dict, dict, dict]:
+def _tables() -> tuple[dict, dict, dict]:
     r4 = models["r4"]
-    return r4["choiceTypePaths"], r4["path2Type"], r4["pathsDefinedElsewhere"], r4["type2Parent"]
+    return r4["choiceTypePaths"], r4["path2Type"], r4["pathsDefinedElsewhere"]
 
 
 def r4_model() -> dict:
@@ -39,7 +39,7 @@ def r4_model() -> dict:
 
 
 def child(path: str, name: str) -> Child:
-    choices, path_types, defined_elsewhere, _ = _tables()
+    choices, path_types, defined_elsewhere = _tables()
     child_path = f"{path}.{name}"
     child_path = defined_elsewhere.get(child_path, child_path)
     variant_types = choices.get(child_path)
@@ -56,16 +56,15 @@ def child(path: str, name: str) -> Child:
 
 
 def is_type(type_name: str | None, wanted: str) -> bool:
-    """Whether `type_name` is `wanted` or derives from it (Age is a Quantity)."""
-    _, path_types, _, parents = _tables()
-    wanted = wanted.removeprefix("FHIR.")
-    while type_name:
-        if type_name == wanted:
-            return True
-        type_name = parents.get(type_name) or path_types.get(type_name)
-    return False
+    """Whether an element of `type_name` is selected by ofType(wanted): the exact type, as fhirpathpy does.
+
+    (fhirpathpy also accepts subtypes, Age for Quantity, canonical for uri, but only after some `is`/`as`
+    has set its global model; the search parameters mean the exact choice variant: `target-uri` is
+    `ConceptMap.targetUri`, not `targetCanonical`.)
+    """
+    return type_name is not None and type_name == wanted.removeprefix("FHIR.")
 
 
-def is_backbone_or_resource_path(path: str) -> bool:
+def is_backbone_path(path: str) -> bool:
     """Paths with a dot are backbone elements, whose type is not a named datatype."""
     return "." in path
