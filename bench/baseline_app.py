@@ -6,6 +6,8 @@ body in full, so that the CRUD mix can be sent to them unchanged (201 to POST, 2
   app          raw ASGI (no framework), body orjson-encoded once at import: the ceiling of
                uvicorn + httptools + uvloop on this machine (the default baseline of bench/crud_mix.py)
   fastapi_app  one FastAPI catch-all route, orjson.dumps per request: adds the framework's routing cost
+  fastapi_middleware_app  the same plus one @app.middleware("http") (Starlette's BaseHTTPMiddleware) that
+               sets a request id header, as nphies_facade.server.app does: adds that middleware's cost
 
 Served like `nphies-facade serve` serves the real app: uvicorn.run with an import string, N workers,
 access_log=False, loop/http left at "auto" (uvloop and httptools when installed):
@@ -70,7 +72,9 @@ async def app(scope, receive, send):
     await send({"type": "http.response.body", "body": BODY})
 
 
-def _fastapi_app():
+def _fastapi_app(with_middleware: bool = False):
+    import uuid
+
     from fastapi import FastAPI
     from starlette.requests import Request
     from starlette.responses import Response
@@ -83,13 +87,27 @@ def _fastapi_app():
         return Response(orjson.dumps(PATIENT), 201 if request.method == "POST" else 200,
                         {"ETag": 'W/"1"'}, media_type=CONTENT_TYPE.decode())
 
+    if with_middleware:
+        @api.middleware("http")
+        async def request_id(request: Request, call_next) -> Response:
+            trace_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+            response = await call_next(request)
+            response.headers["X-Request-Id"] = trace_id
+            return response
+
     return api
 
 
 def __getattr__(name: str):
     if name == "fastapi_app":
         return _fastapi_app()
+    if name == "fastapi_middleware_app":
+        return _fastapi_app(with_middleware=True)
     raise AttributeError(name)
+
+
+APPS = {"raw": "baseline_app:app", "fastapi": "baseline_app:fastapi_app",
+        "fastapi-middleware": "baseline_app:fastapi_middleware_app"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,11 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8099)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--kind", choices=("raw", "fastapi"), default="raw")
+    parser.add_argument("--kind", choices=tuple(APPS), default="raw")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     uvicorn.run(
-        "baseline_app:app" if args.kind == "raw" else "baseline_app:fastapi_app",
+        APPS[args.kind],
         host=args.host,
         port=args.port,
         workers=args.workers,

@@ -1,10 +1,11 @@
 -- wrk script: a CRUD mix of Patients, 40% POST /Patient, 40% GET /Patient/{id}, 20% PUT /Patient/{id}.
 --
---   wrk -t2 -c32 -d15s --latency -s bench/crud_mix.lua http://127.0.0.1:8080 -- IDS_FILE [RUN_TAG]
+--   wrk -t2 -c32 -d15s --latency -s bench/crud_mix.lua http://127.0.0.1:8080 -- IDS_FILE [RUN_TAG [MIX]]
 --
 -- IDS_FILE holds ids of Patients that exist, one a line (bench/crud_mix.py seeds them); every thread reads
 -- it in init. RUN_TAG (a number, default 0) goes into the POSTed identifiers so that they stay unique
--- across runs on one store. The path of the URL, if any, is put before /Patient.
+-- across runs on one store. MIX ("P,G,U" weights, default "2,2,1") changes the mix, for diagnosis only.
+-- The path of the URL, if any, is put before /Patient.
 -- The operation follows a fixed cycle of five (POST, GET, PUT, POST, GET), so the mix is exactly 40/40/20
 -- from any start; ids for GET and PUT are drawn at random (seeded per thread, so runs are repeatable).
 -- POST bodies carry an identifier unique to thread and request; PUT bodies carry the id of the URL and
@@ -64,6 +65,23 @@ function init(args)
   run_tag = tonumber(args[2] or "0") or 0
   if wrk.path ~= nil and wrk.path ~= "/" then
     base = wrk.path:gsub("/+$", "")
+  end
+  if args[3] ~= nil and args[3] ~= "" then
+    -- MIX as "P,G,U" weights (e.g. "2,2,1", the default; "0,1,0" reads only): a cycle of P POSTs, G GETs
+    -- and U PUTs, interleaved
+    local w = {}
+    for n in args[3]:gmatch("%d+") do w[#w + 1] = tonumber(n) end
+    local left = { POST = w[1] or 0, GET = w[2] or 0, PUT = w[3] or 0 }
+    cycle = {}
+    while left.POST + left.GET + left.PUT > 0 do
+      for _, op in ipairs({ "POST", "GET", "PUT" }) do
+        if left[op] > 0 then
+          cycle[#cycle + 1] = op
+          left[op] = left[op] - 1
+        end
+      end
+    end
+    if #cycle == 0 then error("crud_mix.lua: the mix " .. args[3] .. " has no operation") end
   end
   math.randomseed(7919 * (thread_no or 1))
   step = (thread_no or 1) - 1

@@ -42,6 +42,7 @@ BASELINE_APP = HERE / "baseline_app.py"
 BIN = Path(sys.executable).parent
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+DEFAULT_MIX = "2,2,1"
 GOAL_RPS = 1500.0
 GOAL_P99_MS = 50.0
 
@@ -116,11 +117,12 @@ def cpu_seconds(pids: list[int]) -> dict[int, float]:
 
 
 def machine_busy_seconds() -> float:
-    """CPU seconds spent busy by the whole machine since boot (all cores), from /proc/stat."""
+    """CPU seconds spent busy in processes by the whole machine since boot (all cores), from /proc/stat;
+    interrupt time (irq, softirq: loopback TCP mostly) is left out, as no process is charged for it."""
     with open("/proc/stat") as f:
         fields = [int(x) for x in f.readline().split()[1:]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
-    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+    user, nice, system, _idle, _iowait, _irq, _softirq, steal = fields[:8]
+    return (user + nice + system + steal) / CLOCK_TICKS
 
 
 def own_cpu_seconds() -> float:
@@ -238,6 +240,7 @@ class WrkResult:
     client_cpu_s: float = 0.0
     server_cpu_s: float = 0.0
     other_cpu_s: float = 0.0
+    process_cpu_s: list = field(default_factory=list)
     wall_s: float = 0.0
     peak_rss_mb: float = 0.0
     peak_pss_mb: float = 0.0
@@ -253,6 +256,8 @@ def run_wrk(args: argparse.Namespace, url: str, ids_file: Path, run_tag: int, du
             server: Server | None = None) -> WrkResult:
     argv = [args.wrk, f"-t{args.threads}", f"-c{args.connections}", f"-d{duration:g}s", "--latency",
             "--timeout", "10s", "-s", str(LUA), url, "--", str(ids_file), str(run_tag)]
+    if args.mix != DEFAULT_MIX:
+        argv.append(args.mix)
     result = WrkResult(" ".join(argv))
     sampler = None
     tree_before: dict[int, float] = {}
@@ -271,7 +276,9 @@ def run_wrk(args: argparse.Namespace, url: str, ids_file: Path, run_tag: int, du
     if server is not None:
         sampler.stop()
         after = cpu_seconds(process_tree(server.proc.pid))
-        result.server_cpu_s = sum(after[pid] - tree_before.get(pid, 0.0) for pid in after)
+        per_process = {pid: after[pid] - tree_before.get(pid, 0.0) for pid in after}
+        result.server_cpu_s = sum(per_process.values())
+        result.process_cpu_s = sorted(per_process.values(), reverse=True)
         result.peak_rss_mb = sampler.peak_rss_kb / 1024
         result.peak_pss_mb = sampler.peak_pss_kb / 1024
         result.processes = sampler.peak_processes
@@ -374,6 +381,8 @@ def mix_run(args: argparse.Namespace, work: Path, rep: int) -> tuple[WrkResult, 
                 loud(f"WARM-UP HAD {warm.errors} ERRORS (statuses {warm.statuses}); "
                      f"first: {warm.first_error}")
         if args.profile:
+            for stale in Path(args.profile).glob(f"worker-{rep}-*.txt"):
+                stale.unlink()
             profiles = start_profilers(args, server, work, rep)
         result = run_wrk(args, server.url, ids_file, rep, args.duration, server)
         for proc in profiles:
@@ -393,10 +402,112 @@ def start_profilers(args: argparse.Namespace, server: Server, work: Path, rep: i
         out = out_dir / f"worker-{rep}-{pid}.txt"
         argv = [str(BIN / "py-spy"), "record", "--pid", str(pid), "--duration", f"{int(args.duration)}",
                 "--rate", "200", "--format", "raw", "--nonblocking", "--output", str(out)]
+        if args.profile_gil:
+            argv.append("--gil")
         procs.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         print(f"  profiling worker {pid} into {out}", flush=True)
     time.sleep(0.5)
     return procs
+
+
+# ----- profiles -----
+
+_FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^():]*?)(?::(?P<line>\d+))?\)$")
+
+
+def _frame(text: str) -> tuple[str, str]:
+    """A py-spy frame 'func (path/file.py:12)' as (function, module)."""
+    match = _FRAME.match(text.strip())
+    if not match:
+        return text.strip(), text.strip()
+    path = match["file"]
+    module = path[:-3] if path.endswith(".py") else path
+    module = module.replace("/", ".").lstrip(".")
+    return f"{match['func']} ({module})", module
+
+
+def _package(module: str) -> str:
+    parts = module.split(".")
+    if parts[0] == "nphies_facade":
+        return ".".join(parts[:3]) if parts[1:2] != ["server"] else ".".join(parts[:2])
+    if parts[0] in ("fhir", "fhir_core"):
+        return "fhir.resources/fhir_core"
+    return parts[0]
+
+
+# (name, test on the whole stack of frames) in order; the first that holds names the sample's part
+_PARTS_BY_STACK = (
+    ("validation (fhir.resources models, pydantic)", lambda fns, mods: any(
+        f.startswith("validate_resource ") for f in fns)),
+    ("search-index extraction", lambda fns, mods: any(f.startswith("Extractor.extract ") for f in fns)),
+    ("SQLite store (aiosqlite threads, queries, index rows)", lambda fns, mods: any(
+        m.startswith(("aiosqlite", "sqlite3", "nphies_facade.resources.sqlite")) for m in mods)),
+)
+# otherwise by the leaf frame's package
+_PARTS_BY_LEAF = (
+    ("nphies_facade, other (rest, service, responses, middleware)", ("nphies_facade",)),
+    ("FastAPI/Starlette/anyio (routing, middleware, request/response)", ("fastapi", "starlette", "anyio")),
+    ("uvicorn + httptools (HTTP protocol)", ("uvicorn", "httptools")),
+    ("asyncio/uvloop event loop", ("asyncio", "uvloop")),
+)
+_ENDPOINTS = ("create", "read", "update", "vread", "patch", "delete")
+
+
+def summarise_profile(paths: list[Path], top: int = 25) -> str:
+    """Self and total time per function, and total per package, from py-spy raw (folded) files."""
+    self_time: dict[str, int] = {}
+    total_fn: dict[str, int] = {}
+    total_pkg: dict[str, int] = {}
+    self_pkg: dict[str, int] = {}
+    parts: dict[str, int] = {}
+    endpoints: dict[str, int] = {}
+    samples = 0
+    for path in paths:
+        for raw in path.read_text(errors="replace").splitlines():
+            stack, _, count = raw.rpartition(" ")
+            if not stack or not count.isdigit():
+                continue
+            n = int(count)
+            samples += n
+            frames = [_frame(f) for f in stack.split(";") if not f.startswith(("thread (", "process "))]
+            if not frames:
+                continue
+            leaf_fn, leaf_mod = frames[-1]
+            self_time[leaf_fn] = self_time.get(leaf_fn, 0) + n
+            self_pkg[_package(leaf_mod)] = self_pkg.get(_package(leaf_mod), 0) + n
+            for fn in {fn for fn, _ in frames}:
+                total_fn[fn] = total_fn.get(fn, 0) + n
+            for pkg in {_package(mod) for _, mod in frames}:
+                total_pkg[pkg] = total_pkg.get(pkg, 0) + n
+            fns, mods = [fn for fn, _ in frames], [mod for _, mod in frames]
+            part = next((name for name, test in _PARTS_BY_STACK if test(fns, mods)), None)
+            if part is None:
+                part = next((name for name, prefixes in _PARTS_BY_LEAF if leaf_mod.startswith(prefixes)),
+                            "other")
+            parts[part] = parts.get(part, 0) + n
+            endpoint = next((fn.split(" ")[0] for fn in fns if fn.endswith("(nphies_facade.server.rest)")
+                             and fn.split(" ")[0] in _ENDPOINTS), "outside an endpoint (server, framework, "
+                            "aiosqlite threads)")
+            endpoints[endpoint] = endpoints.get(endpoint, 0) + n
+    if not samples:
+        return "  (no samples)"
+
+    def table(title: str, counts: dict[str, int], rows: int) -> list[str]:
+        out = [f"  {title}"]
+        for name, n in sorted(counts.items(), key=lambda kv: -kv[1])[:rows]:
+            out.append(f"    {100 * n / samples:5.1f}%  {name}")
+        return out
+
+    lines = [f"  {samples} samples from {len(paths)} file(s)"]
+    lines += table("by part of the server (first matching: stack has validate_resource, Extractor.extract, "
+                   "the store; else the leaf's package):", parts, 10)
+    lines += table("by endpoint (the stack passes through nphies_facade.server.rest.X):", endpoints, 8)
+    lines += table("self time by package (the leaf frame's package; C calls count to their caller):",
+                   self_pkg, 15)
+    lines += table("total time by package (any frame of the stack in it):", total_pkg, 15)
+    lines += table("self time by function:", self_time, top)
+    lines += table("total time by function:", total_fn, top)
+    return "\n".join(lines)
 
 
 # ----- report -----
@@ -447,6 +558,7 @@ def line(label: str, r: WrkResult) -> str:
             f"p99 {r.p99_ms:6.2f} ms  max {r.max_ms:7.2f} ms  non-2xx {r.non2xx}  "
             f"socket errors {r.socket_errors}  peak RSS {r.peak_rss_mb:6.1f} MB "
             f"(PSS {r.peak_pss_mb:.1f} MB, {r.processes} procs)  cpu: server {r.server_cpu_s / wall:.0%} "
+            f"[{' + '.join(f'{c / wall:.0%}' for c in r.process_cpu_s)}] "
             f"wrk {r.client_cpu_s / wall:.0%} other {r.other_cpu_s / wall:.0%}")
 
 
@@ -471,6 +583,20 @@ def summarise(kind: str, runs: list[WrkResult]) -> dict:
     }
 
 
+def measured(run, label: str, args: argparse.Namespace, work: Path, rep: int) -> tuple[WrkResult, list[str]]:
+    """One run after waiting for a quiet machine; run again (--retry-busy times at most) when other
+    processes took more than --quiet-limit cores during it."""
+    for attempt in range(args.retry_busy + 1):
+        wait_until_quiet(args.quiet_limit, args.quiet_wait)
+        result, cmds = run(args, work, rep)
+        busy = result.other_cpu_s / result.wall_s if result.wall_s else 0.0
+        if busy <= args.quiet_limit or attempt == args.retry_busy:
+            return result, cmds
+        print(line(label, result), flush=True)
+        print(f"  (other processes used {busy:.2f} cores during that {label} run: running it again)", flush=True)
+    raise AssertionError("unreachable")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -482,27 +608,45 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1000, help="Patients created before the mix (1000)")
     parser.add_argument("--warmup", type=float, default=3,
                         help="seconds of unmeasured mix first (3; 0 for none)")
-    parser.add_argument("--quiet-limit", type=float, default=0.2,
-                        help="before each run, wait until other processes use fewer cores than this (0.2)")
+    parser.add_argument("--quiet-limit", type=float, default=0.25,
+                        help="before each run, wait until other processes use fewer cores than this (0.25)")
     parser.add_argument("--quiet-wait", type=float, default=120,
                         help="seconds to wait at most for that quiet (120)")
-    parser.add_argument("--baseline", choices=("raw", "fastapi"), default="raw",
-                        help="baseline app: raw ASGI (default) or a FastAPI catch-all route")
+    parser.add_argument("--retry-busy", type=int, default=2,
+                        help="run again a run during which other processes used more than --quiet-limit "
+                             "cores, at most this many times (2)")
+    parser.add_argument("--baseline", choices=("raw", "fastapi", "fastapi-middleware"), default="raw",
+                        help="baseline app: raw ASGI (default), a FastAPI catch-all route, or that route "
+                             "behind one @app.middleware('http') (see bench/baseline_app.py)")
     parser.add_argument("--skip-baseline", action="store_true", help="measure the server only")
+    parser.add_argument("--skip-server", action="store_true", help="measure the baseline only")
     parser.add_argument("--profile", metavar="DIR",
                         help="py-spy record each worker during the mix (raw folded stacks into DIR); "
                              "the figures of such a run are slowed by the sampling")
+    parser.add_argument("--mix", default=DEFAULT_MIX,
+                        help='POST,GET,PUT weights (default "2,2,1" = 40/40/20; e.g. "0,1,0" for reads only, '
+                             "for diagnosis: the goal is about the default)")
+    parser.add_argument("--profile-gil", action="store_true",
+                        help="with --profile: sample only the thread holding the GIL (py-spy --gil)")
+    parser.add_argument("--summarise", nargs="+", metavar="FILE",
+                        help="only print the summary of py-spy raw files (e.g. from --profile) and exit")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, data, ids)")
     parser.add_argument("--wrk", default=shutil.which("wrk") or "/usr/bin/wrk")
     args = parser.parse_args(argv)
 
+    if args.summarise:
+        print(summarise_profile([Path(p) for p in args.summarise]))
+        return 0
     if not Path(args.wrk).exists():
         print(f"wrk not found at {args.wrk}; install it (apt-get install wrk)", file=sys.stderr)
         return 1
     work = Path(tempfile.mkdtemp(prefix="crud-mix-"))
     info = machine()
-    print("CRUD mix benchmark: POST 40% / GET 40% / PUT 20% of Patients")
+    weights = ([int(w) for w in args.mix.split(",")] + [0, 0, 0])[:3]
+    shares = " / ".join(f"{op} {100 * w / max(sum(weights), 1):.0f}%"
+                        for op, w in zip(("POST", "GET", "PUT"), weights, strict=True))
+    print(f"CRUD mix benchmark: {shares} of Patients")
     print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()))
     print(f"settings: duration {args.duration:g}s, {args.connections} connections, {args.threads} wrk "
           f"threads, {args.workers} workers, {args.seed} seeded Patients, warm-up {args.warmup:g}s, "
@@ -514,14 +658,14 @@ def main(argv: list[str] | None = None) -> int:
         for rep in range(1, args.repeat + 1):
             print(f"\nrun {rep}/{args.repeat}", flush=True)
             if not args.skip_baseline:
-                wait_until_quiet(args.quiet_limit, args.quiet_wait)
-                result, cmds = baseline_run(args, work, rep)
+                result, cmds = measured(baseline_run, "baseline", args, work, rep)
                 commands.setdefault("baseline server", cmds)
                 commands.setdefault("baseline wrk", [result.command])
                 baselines.append(result)
                 print(line("baseline", result), flush=True)
-            wait_until_quiet(args.quiet_limit, args.quiet_wait)
-            result, cmds = mix_run(args, work, rep)
+            if args.skip_server:
+                continue
+            result, cmds = measured(mix_run, "mix", args, work, rep)
             commands.setdefault("server", cmds)
             commands.setdefault("mix wrk", [result.command])
             mixes.append(result)
@@ -538,7 +682,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, cmds in commands.items():
         for cmd in cmds:
             print(f"  {name}: {cmd}")
-    mix = summarise("mix", mixes)
+    mix = summarise("mix", mixes) if mixes else None
     base = summarise("baseline", baselines) if baselines else None
     label = "median of" if args.repeat > 1 else "of"
     print(f"\nresult ({label} {args.repeat} run{'s' if args.repeat > 1 else ''}):")
@@ -548,23 +692,28 @@ def main(argv: list[str] | None = None) -> int:
                   f"p95 {figures['p95_ms']:6.2f} ms  p99 {figures['p99_ms']:6.2f} ms  "
                   f"non-2xx {figures['non2xx']}  socket errors {figures['socket_errors']}  "
                   f"peak RSS {figures['peak_rss_mb']:.1f} MB")
-    print(f"  peak RSS of the server (master + workers): {mix['peak_rss_mb']:.1f} MB median, "
-          f"{mix['max_peak_rss_mb']:.1f} MB max (PSS {mix['peak_pss_mb']:.1f} MB)")
-    print(f"  CPU during the mix: server {mix['server_cpu_pct']:.0f}%, wrk {mix['client_cpu_pct']:.0f}%, "
-          f"other processes {mix['other_cpu_pct']:.0f}% (100% = one core; {info['cpu_count']} cores)")
-    if base and base["rps"]:
-        print(f"  ratio mix/baseline: {mix['rps'] / base['rps']:.3f} ({base['rps'] / mix['rps']:.1f}x slower)"
-              if mix["rps"] else "  ratio mix/baseline: -")
-    rps_ok, p99_ok = mix["rps"] >= GOAL_RPS, mix["p99_ms"] < GOAL_P99_MS
-    print(f"  goal >= {GOAL_RPS:,.0f} req/s: {'PASS' if rps_ok else 'FAIL'}; p99 < {GOAL_P99_MS:.0f} ms: "
-          f"{'PASS' if p99_ok else 'FAIL'}")
+    errors = 0
+    if mix:
+        print(f"  peak RSS of the server (master + workers): {mix['peak_rss_mb']:.1f} MB median, "
+              f"{mix['max_peak_rss_mb']:.1f} MB max (PSS {mix['peak_pss_mb']:.1f} MB)")
+        print(f"  CPU during the mix: server {mix['server_cpu_pct']:.0f}%, wrk {mix['client_cpu_pct']:.0f}%, "
+              f"other processes {mix['other_cpu_pct']:.0f}% (100% = one core; {info['cpu_count']} cores)")
+        if base and base["rps"] and mix["rps"]:
+            print(f"  ratio mix/baseline: {mix['rps'] / base['rps']:.3f} "
+                  f"(the baseline is {base['rps'] / mix['rps']:.1f}x faster)")
+        rps_ok, p99_ok = mix["rps"] >= GOAL_RPS, mix["p99_ms"] < GOAL_P99_MS
+        print(f"  goal >= {GOAL_RPS:,.0f} req/s: {'PASS' if rps_ok else 'FAIL'}; p99 < {GOAL_P99_MS:.0f} ms: "
+              f"{'PASS' if p99_ok else 'FAIL'}" + ("" if args.mix == DEFAULT_MIX else " (not the issue's mix)"))
+        errors = mix["non2xx"] + mix["socket_errors"]
     busiest = max((r.other_cpu_s / r.wall_s for r in [*baselines, *mixes] if r.wall_s), default=0.0)
-    if busiest > 0.2:
+    if busiest > args.quiet_limit:
         loud(f"OTHER PROCESSES USED UP TO {busiest:.0%} OF A CORE DURING A RUN: the figures are disturbed")
-    errors = mix["non2xx"] + mix["socket_errors"]
     if errors:
         loud(f"THE MIX HAD ERRORS: {mix['non2xx']} non-2xx, {mix['socket_errors']} socket errors; "
              "the figures above are not valid")
+    if args.profile:
+        print(f"\nprofile of the workers during the mix (py-spy, {args.profile}):")
+        print(summarise_profile(sorted(Path(args.profile).glob("worker-*.txt"))))
     if args.json:
         Path(args.json).write_text(json.dumps({
             "machine": info, "settings": vars(args), "commands": commands,

@@ -8,13 +8,22 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from .errors import FhirError, bad_request, error, not_found
+from .errors import bad_request, error
 from .types import is_supported
 from .validation import ID_PATTERN, validate_resource
 
 BUNDLE_TYPES = frozenset(
-    {"document", "message", "transaction", "transaction-response", "batch", "batch-response", "history",
-     "searchset", "collection"}
+    {
+        "document",
+        "message",
+        "transaction",
+        "transaction-response",
+        "batch",
+        "batch-response",
+        "history",
+        "searchset",
+        "collection",
+    }
 )
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"})
 ENTRY_KEYS = frozenset(
@@ -29,6 +38,7 @@ CONDITIONS = {
 REQUEST_KEYS = frozenset({"id", "extension", "modifierExtension", "method", "url", *CONDITIONS})
 NEEDS_RESOURCE = frozenset({"POST", "PUT", "PATCH"})
 TYPE_NAME = re.compile(r"[A-Z][A-Za-z]+")
+URL = "request.url"
 
 
 @dataclass(slots=True)
@@ -65,17 +75,16 @@ class Target:
     history: bool = False
     operation: str | None = None
 
-    @property
-    def reference(self) -> str:
-        return f"{self.resource_type}/{self.id}"
-
 
 def check_envelope(bundle: dict) -> str:
     """Checks the Bundle's own elements (not its entries) and returns its type."""
     kind = bundle.get("type")
     if not isinstance(kind, str) or kind not in BUNDLE_TYPES:
-        raise bad_request(f"Bundle.type must be one of {', '.join(sorted(BUNDLE_TYPES))}, not {kind!r}",
-                          "Bundle.type", code="value")
+        raise bad_request(
+            f"Bundle.type must be one of {', '.join(sorted(BUNDLE_TYPES))}, not {kind!r}",
+            "Bundle.type",
+            code="value",
+        )
     validate_resource({key: value for key, value in bundle.items() if key != "entry"})
     return kind
 
@@ -85,8 +94,12 @@ def entry_list(bundle: dict, max_entries: int) -> list:
     if not isinstance(entries, list):
         raise bad_request("Bundle.entry must be an array of entries", "Bundle.entry", code="structure")
     if len(entries) > max_entries:
-        raise error(413, "too-costly", f"The Bundle has {len(entries)} entries; this server takes at most "
-                    f"{max_entries} per Bundle", "Bundle.entry")
+        raise error(
+            413,
+            "too-costly",
+            f"The Bundle has {len(entries)} entries; this server takes at most {max_entries} per Bundle",
+            "Bundle.entry",
+        )
     _check_unique_full_urls(entries)
     return entries
 
@@ -98,8 +111,11 @@ def _check_unique_full_urls(entries: list) -> None:
         if not isinstance(full_url, str):
             continue
         if full_url in seen:
-            raise bad_request(f"Bundle.entry[{index}] repeats the fullUrl {full_url} of Bundle.entry[{seen[full_url]}]; "
-                              "each entry needs its own", f"Bundle.entry[{index}].fullUrl")
+            raise bad_request(
+                f"Bundle.entry[{index}] repeats the fullUrl {full_url} of Bundle.entry[{seen[full_url]}]; "
+                "each entry needs its own",
+                f"Bundle.entry[{index}].fullUrl",
+            )
         seen[full_url] = index
 
 
@@ -110,33 +126,51 @@ def parse_entry(index: int, raw: object) -> Entry:
     _check_keys(raw, ENTRY_KEYS, where)
     request = raw.get("request")
     if not isinstance(request, dict):
-        raise bad_request(f"{where} has no request; every entry of a batch or transaction needs one",
-                          f"{where}.request", code="required")
+        raise bad_request(
+            f"{where} has no request; every entry of a batch or transaction needs one",
+            f"{where}.request",
+            code="required",
+        )
     _check_keys(request, REQUEST_KEYS, f"{where}.request")
     method = request.get("method")
     if method not in METHODS:
-        raise bad_request(f"{where}.request.method must be one of {', '.join(sorted(METHODS))}, not {method!r}",
-                          f"{where}.request.method", code="value")
+        raise bad_request(
+            f"{where}.request.method must be one of {', '.join(sorted(METHODS))}, not {method!r}",
+            f"{where}.request.method",
+            code="value",
+        )
     url = request.get("url")
     if not isinstance(url, str) or not url.strip():
         raise bad_request(f"{where}.request.url is required", f"{where}.request.url", code="required")
     full_url = _optional_string(raw, "fullUrl", where)
     resource = raw.get("resource")
     if resource is not None and not isinstance(resource, dict):
-        raise bad_request(f"{where}.resource must be a resource object", f"{where}.resource", code="structure")
+        raise bad_request(
+            f"{where}.resource must be a resource object", f"{where}.resource", code="structure"
+        )
     if resource is None and method in NEEDS_RESOURCE:
         raise bad_request(f"{where} is a {method} and needs a resource", f"{where}.resource", code="required")
     conditions = {name: _optional_string(request, name, f"{where}.request") for name in CONDITIONS}
     _check_conditions(conditions, method, where)
-    return Entry(index, full_url, resource, method, url.strip(), conditions["ifMatch"], conditions["ifNoneMatch"],
-                 conditions["ifNoneExist"], conditions["ifModifiedSince"])
+    return Entry(
+        index,
+        full_url,
+        resource,
+        method,
+        url.strip(),
+        conditions["ifMatch"],
+        conditions["ifNoneMatch"],
+        conditions["ifNoneExist"],
+        conditions["ifModifiedSince"],
+    )
 
 
 def _check_keys(data: dict, allowed: frozenset[str], where: str) -> None:
     for key in data:
         if key not in allowed:
-            raise bad_request(f"{where}.{key} is not an element of a Bundle entry", f"{where}.{key}",
-                              code="structure")
+            raise bad_request(
+                f"{where}.{key} is not an element of a Bundle entry", f"{where}.{key}", code="structure"
+            )
 
 
 def _optional_string(data: dict, name: str, where: str) -> str | None:
@@ -149,8 +183,11 @@ def _optional_string(data: dict, name: str, where: str) -> str | None:
 def _check_conditions(conditions: dict[str, str | None], method: str, where: str) -> None:
     for name, value in conditions.items():
         if value is not None and method not in CONDITIONS[name]:
-            raise bad_request(f"{where}.request.{name} applies to {'/'.join(sorted(CONDITIONS[name]))} entries, "
-                              f"not to a {method}", f"{where}.request.{name}")
+            raise bad_request(
+                f"{where}.request.{name} applies to {'/'.join(sorted(CONDITIONS[name]))} entries, "
+                f"not to a {method}",
+                f"{where}.request.{name}",
+            )
 
 
 def parse_target(url: str, base: str) -> Target:
@@ -159,14 +196,18 @@ def parse_target(url: str, base: str) -> Target:
     has_query = "?" in url
     segments = path.strip("/").split("/") if path.strip("/") else []
     if not segments:
-        return _system_target(query if has_query else None)
+        return Target(None, query=query if has_query else None)
     resource_type = segments[0]
     if resource_type.startswith("$"):
         return Target(None, operation=resource_type)
     if resource_type == "_history":
-        return Target(None, query=query if has_query else None, history=True) if len(segments) == 1 else _bad(url)
+        return (
+            Target(None, query=query if has_query else None, history=True)
+            if len(segments) == 1
+            else _bad(url)
+        )
     if not TYPE_NAME.fullmatch(resource_type) or not is_supported(resource_type):
-        raise not_found(f"Unknown resource type '{resource_type}' in request.url {url!r}")
+        raise error(404, "not-found", f"Unknown resource type '{resource_type}' in request.url {url!r}", URL)
     return _instance_target(resource_type, segments[1:], query if has_query else None, url)
 
 
@@ -174,14 +215,13 @@ def _relative(url: str, base: str) -> str:
     if "://" not in url:
         return url
     if url.startswith(base.rstrip("/") + "/"):
-        return url[len(base.rstrip("/")):]
+        return url[len(base.rstrip("/")) :]
     parts = urlsplit(url)
-    raise bad_request(f"request.url {parts.scheme}://{parts.netloc}... is not on this server; entry urls are "
-                      "relative to the server base")
-
-
-def _system_target(query: str | None) -> Target:
-    return Target(None, query=query)
+    raise bad_request(
+        f"request.url {parts.scheme}://{parts.netloc}... is not on this server; entry urls are "
+        "relative to the server base",
+        URL,
+    )
 
 
 def _instance_target(resource_type: str, rest: list[str], query: str | None, url: str) -> Target:
@@ -206,13 +246,19 @@ def _instance_target(resource_type: str, rest: list[str], query: str | None, url
 
 def _check_id(resource_id: str, url: str) -> None:
     if not ID_PATTERN.fullmatch(resource_id):
-        raise bad_request(f"request.url {url!r} holds the id {resource_id!r}; an id is 1 to 64 characters of "
-                          "A-Z, a-z, 0-9, '-' and '.'")
+        raise bad_request(
+            f"request.url {url!r} holds the id {resource_id!r}; an id is 1 to 64 characters of "
+            "A-Z, a-z, 0-9, '-' and '.'",
+            URL,
+        )
 
 
 def _bad(url: str) -> Target:
-    raise bad_request(f"request.url {url!r} is not a FHIR RESTful url (type, type/id, type/id/_history/n, "
-                      "type?criteria ...)")
+    raise bad_request(
+        f"request.url {url!r} is not a FHIR RESTful url (type, type/id, type/id/_history/n, "
+        "type?criteria ...)",
+        URL,
+    )
 
 
-__all__ = ["Entry", "FhirError", "Target", "check_envelope", "entry_list", "parse_entry", "parse_target"]
+__all__ = ["Entry", "Target", "check_envelope", "entry_list", "parse_entry", "parse_target"]

@@ -5,18 +5,24 @@ validate, apply the version rules, then write resource, history, index values an
 store transaction.
 """
 
+import secrets
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, replace
 from urllib.parse import parse_qsl
 
 import jsonpatch
 import orjson
 
+from .access import AccessControl, AllowAll, Interaction
+from .audit import Auditor
 from .clock import Clock, fhir_instant, system_clock
-from .context import RequestContext
+from .compartment import PatientCompartment
+from .context import RequestContext, context_or_current
 from .errors import FhirError, bad_request, conflict, error, gone, not_found, precondition_failed
+from .guard import Guard
 from .search.extraction import Extractor
 from .store import HistoryQuery, Store, StoredVersion, StoreTransaction, VersionConflict
 from .validation import check_id, require_resource, validate_resource
@@ -56,11 +62,35 @@ def _expected_version(if_match: str | None) -> int | None:
     return int(tag)
 
 
+WriteHook = Callable[[StoreTransaction, RequestContext, dict], Awaitable[None]]
+# Runs after the transaction that wrote a version commits (consent revocation stops pending work here).
+CommitHook = Callable[[RequestContext, StoredVersion], Awaitable[None]]
+
+_committing: ContextVar[list[tuple[RequestContext, StoredVersion]] | None] = ContextVar(
+    "nphies_facade_committing", default=None
+)
+
+
 class FhirService:
-    def __init__(self, store: Store, extractor: Extractor, clock: Clock = system_clock) -> None:
+    def __init__(
+        self,
+        store: Store,
+        extractor: Extractor,
+        clock: Clock = system_clock,
+        access: AccessControl | None = None,
+        auditor: Auditor | None = None,
+    ) -> None:
         self.store = store
         self.extractor = extractor
         self.clock = clock
+        self.compartment = PatientCompartment(extractor)
+        self.access = access or AllowAll()
+        self.audit = auditor or Auditor(store, secrets.token_bytes(32), clock, self.compartment)
+        self.guard = Guard(self.access, self.audit)
+        self.commit_hooks: list[CommitHook] = []
+        # Checks run inside the write transaction before a version is stored; they may adjust the
+        # resource or raise FhirError (subscriptions validate their criteria and manage status here).
+        self.write_hooks: list[WriteHook] = []
 
     @asynccontextmanager
     async def transaction(self, tx: StoreTransaction | None = None) -> AsyncIterator[StoreTransaction]:
@@ -68,26 +98,87 @@ class FhirService:
         if tx is not None:
             yield tx
             return
-        async with self.store.transaction() as own:
-            yield own
+        deferred: list = []
+        written: list[tuple[RequestContext, StoredVersion]] = []
+        token = _committing.set(written)
+        try:
+            async with self.store.transaction() as own:
+                with self.audit.bound(own, deferred):
+                    yield own
+        except BaseException:
+            written.clear()
+            raise
+        finally:
+            _committing.reset(token)
+            await self.audit.flush(deferred)
+        for ctx, stored in written:
+            for hook in self.commit_hooks:
+                await hook(ctx, stored)
+
+    async def authorize(
+        self,
+        ctx: RequestContext,
+        interaction: Interaction,
+        resource_type: str,
+        resource: dict | None = None,
+        tx: StoreTransaction | None = None,
+    ) -> None:
+        """For operations and search: raises 403 unless ctx may do `interaction` (on `resource`)."""
+        await self.guard.admit_type(ctx, interaction, resource_type)
+        if resource is not None:
+            await self.guard.admit(ctx, interaction, resource_type, resource.get("id"), resource, tx)
+
+    async def permitted(
+        self, ctx: RequestContext | None, interaction: Interaction, versions: list[StoredVersion]
+    ) -> list[StoredVersion]:
+        """The versions ctx may see, for filtering search results (included resources too)."""
+        ctx = context_or_current(ctx)
+        return [v for v in versions if await self.guard.visible(ctx, interaction, v)]
 
     # ----- reads -----
 
     async def read(
-        self, resource_type: str, resource_id: str, tx: StoreTransaction | None = None
+        self,
+        resource_type: str,
+        resource_id: str,
+        tx: StoreTransaction | None = None,
+        *,
+        ctx: RequestContext | None = None,
     ) -> StoredVersion:
         """`tx` reads inside a transaction, seeing its own writes (bundle GET entries)."""
+        ctx = context_or_current(ctx)
+        await self.guard.admit_type(ctx, Interaction.READ, resource_type)
         source = tx.current if tx is not None else self.store.read
         stored = await source(resource_type, resource_id)
         if stored is None:
             raise not_found(f"{resource_type}/{resource_id} is not known")
         if stored.deleted:
             raise gone(f"{resource_type}/{resource_id} was deleted")
+        await self._seen(ctx, Interaction.READ, stored, tx)
         return stored
 
+    async def _seen(
+        self,
+        ctx: RequestContext,
+        interaction: Interaction,
+        stored: StoredVersion,
+        tx: StoreTransaction | None,
+    ) -> None:
+        resource = resource_json(stored)
+        await self.guard.admit(ctx, interaction, stored.resource_type, stored.id, resource, tx)
+        await self.guard.seen(ctx, interaction, stored, resource, tx)
+
     async def vread(
-        self, resource_type: str, resource_id: str, version: str, tx: StoreTransaction | None = None
+        self,
+        resource_type: str,
+        resource_id: str,
+        version: str,
+        tx: StoreTransaction | None = None,
+        *,
+        ctx: RequestContext | None = None,
     ) -> StoredVersion:
+        ctx = context_or_current(ctx)
+        await self.guard.admit_type(ctx, Interaction.VREAD, resource_type)
         if not version.isdigit():
             raise not_found(f"{resource_type}/{resource_id} has no version {version!r}")
         current = await tx.current(resource_type, resource_id) if tx is not None else None
@@ -99,12 +190,38 @@ class FhirService:
             raise not_found(f"{resource_type}/{resource_id} has no version {version}")
         if stored.deleted:
             raise gone(f"Version {version} of {resource_type}/{resource_id} is a deletion")
+        await self._seen(ctx, Interaction.VREAD, stored, tx)
         return stored
 
-    async def history(self, query: HistoryQuery) -> list[StoredVersion]:
+    async def history(self, query: HistoryQuery, *, ctx: RequestContext | None = None) -> list[StoredVersion]:
+        """Versions newest first, only those ctx may see; a page is filled past the ones it may not."""
+        ctx = context_or_current(ctx)
+        if query.id:
+            interaction = Interaction.HISTORY_INSTANCE
+        else:
+            interaction = Interaction.HISTORY_TYPE if query.resource_type else Interaction.HISTORY_SYSTEM
+        await self.guard.admit_type(ctx, interaction, query.resource_type)
         if query.resource_type and query.id and await self.store.read(query.resource_type, query.id) is None:
             raise not_found(f"{query.resource_type}/{query.id} is not known")
-        return await self.store.history(query)
+        versions = await self._visible_history(ctx, interaction, query)
+        await self.guard.listed(ctx, interaction, query.resource_type, query.id, len(versions))
+        return versions
+
+    async def _visible_history(
+        self, ctx: RequestContext, interaction: Interaction, query: HistoryQuery
+    ) -> list[StoredVersion]:
+        kept: list[StoredVersion] = []
+        page_query = query
+        while True:
+            page = await self.store.history(page_query)
+            for version in page:
+                if await self.guard.visible(ctx, interaction, version):
+                    kept.append(version)
+                    if len(kept) == query.count:
+                        return kept
+            if len(page) < page_query.count or not page:
+                return kept
+            page_query = replace(page_query, before_position=page[-1].position)
 
     async def find_ids(
         self, resource_type: str, criteria: list[tuple[str, str]], tx: StoreTransaction | None = None
@@ -139,8 +256,22 @@ class FhirService:
         return resource
 
     async def _write(
-        self, tx: StoreTransaction, ctx: RequestContext, resource: dict, version: int, method: str
+        self,
+        tx: StoreTransaction,
+        ctx: RequestContext,
+        resource: dict,
+        version: int,
+        method: str,
+        previous: StoredVersion | None = None,
     ) -> StoredVersion:
+        interaction = _write_interaction(method, previous)
+        if previous is not None and not previous.deleted:
+            await self.guard.admit(
+                ctx, interaction, previous.resource_type, previous.id, resource_json(previous), tx
+            )
+        await self.guard.admit(ctx, interaction, resource["resourceType"], resource["id"], resource, tx)
+        for hook in self.write_hooks:
+            await hook(tx, ctx, resource)
         resource["meta"]["versionId"] = str(version)
         stored = StoredVersion(
             resource["resourceType"],
@@ -154,7 +285,24 @@ class FhirService:
             await tx.write(stored, self.extractor.extract(resource), ctx.trace_id)
         except VersionConflict as exc:
             raise conflict(str(exc)) from None
+        await self._changed(ctx, interaction, stored, resource, tx)
         return stored
+
+    async def _changed(
+        self,
+        ctx: RequestContext,
+        interaction: Interaction,
+        stored: StoredVersion,
+        resource: dict | None,
+        tx: StoreTransaction,
+    ) -> None:
+        await self.guard.changed(ctx, interaction, stored, resource, tx)
+        committing = _committing.get()
+        if committing is not None:
+            committing.append((ctx, stored))
+        else:
+            for hook in self.commit_hooks:
+                await hook(ctx, stored)
 
     async def create(
         self,
@@ -166,12 +314,14 @@ class FhirService:
         resource_id: str | None = None,
     ) -> WriteResult:
         """`resource_id` is an id the caller assigned beforehand (a bundle rewrites references to it)."""
+        await self.guard.admit_type(ctx, Interaction.CREATE, require_resource(resource)["resourceType"])
         resource = self._prepare(resource, resource_id or str(uuid.uuid4()))
         criteria = parse_criteria(if_none_exist) if if_none_exist is not None else None
         async with self.transaction(tx) as t:
             if criteria is not None:
                 existing = await self._single_match(t, resource["resourceType"], criteria, "create")
                 if existing is not None:
+                    await self._seen(ctx, Interaction.READ, existing, t)
                     return WriteResult(200, existing)
             return WriteResult(201, await self._write(t, ctx, resource, 1, "POST"))
 
@@ -197,6 +347,7 @@ class FhirService:
         tx: StoreTransaction | None = None,
         method: str = "PUT",
     ) -> WriteResult:
+        await self.guard.admit_type(ctx, Interaction.UPDATE, resource_type)
         check_id(resource_id)
         self.check_target(resource, resource_type, resource_id)
         expected = _expected_version(if_match)
@@ -219,7 +370,7 @@ class FhirService:
             raise precondition_failed(
                 f"{resource['resourceType']}/{resource['id']} is at version {current_version}, not {expected}"
             )
-        stored = await self._write(tx, ctx, resource, current_version + 1, method)
+        stored = await self._write(tx, ctx, resource, current_version + 1, method, current)
         return WriteResult(201 if current is None or current.deleted else 200, stored)
 
     @staticmethod
@@ -245,6 +396,7 @@ class FhirService:
         if_match: str | None = None,
         tx: StoreTransaction | None = None,
     ) -> WriteResult:
+        await self.guard.admit_type(ctx, Interaction.UPDATE, resource_type)
         criteria = parse_criteria(query)
         self.check_target(resource, resource_type, None)
         body_id = resource.get("id")
@@ -274,6 +426,7 @@ class FhirService:
         if_match: str | None = None,
         tx: StoreTransaction | None = None,
     ) -> WriteResult:
+        await self.guard.admit_type(ctx, Interaction.PATCH, resource_type)
         async with self.transaction(tx) as t:
             current = await t.current(resource_type, resource_id)
             if current is None:
@@ -296,6 +449,7 @@ class FhirService:
         if_match: str | None = None,
         tx: StoreTransaction | None = None,
     ) -> WriteResult:
+        await self.guard.admit_type(ctx, Interaction.PATCH, resource_type)
         criteria = parse_criteria(query)
         async with self.transaction(tx) as t:
             match = await self._single_match(t, resource_type, criteria, "patch")
@@ -312,6 +466,7 @@ class FhirService:
         if_match: str | None = None,
         tx: StoreTransaction | None = None,
     ) -> WriteResult:
+        await self.guard.admit_type(ctx, Interaction.DELETE, resource_type)
         expected = _expected_version(if_match)
         async with self.transaction(tx) as t:
             current = await t.current(resource_type, resource_id)
@@ -328,6 +483,8 @@ class FhirService:
             )
         if current.deleted:
             return WriteResult(204, current)
+        resource = resource_json(current)
+        await self.guard.admit(ctx, Interaction.DELETE, current.resource_type, current.id, resource, tx)
         tombstone = StoredVersion(
             current.resource_type, current.id, current.version + 1, fhir_instant(self.clock()), "DELETE", None
         )
@@ -335,17 +492,25 @@ class FhirService:
             await tx.write(tombstone, {}, ctx.trace_id)
         except VersionConflict as exc:
             raise conflict(str(exc)) from None
+        await self._changed(ctx, Interaction.DELETE, tombstone, resource, tx)
         return WriteResult(204, tombstone)
 
     async def conditional_delete(
         self, ctx: RequestContext, resource_type: str, query: str, *, tx: StoreTransaction | None = None
     ) -> WriteResult:
+        await self.guard.admit_type(ctx, Interaction.DELETE, resource_type)
         criteria = parse_criteria(query)
         async with self.transaction(tx) as t:
             match = await self._single_match(t, resource_type, criteria, "delete")
             if match is None:
                 return WriteResult(204, None)
             return await self._delete_current(t, ctx, match, None)
+
+
+def _write_interaction(method: str, previous: StoredVersion | None) -> Interaction:
+    if previous is None or previous.deleted:
+        return Interaction.CREATE
+    return Interaction.PATCH if method == "PATCH" else Interaction.UPDATE
 
 
 def apply_json_patch(document: dict, operations: object) -> dict:

@@ -8,8 +8,13 @@ all four in one transaction (DESIGN rule 2).
 from abc import ABC, abstractmethod
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .search.values import IndexValue
+
+if TYPE_CHECKING:
+    from .ledger import Ledger
+    from .security_store import SecurityStore
 
 IndexValues = dict[str, list[IndexValue]]
 
@@ -103,3 +108,11 @@ class Store(ABC):
 
     @abstractmethod
     async def outbox_after(self, seq: int, limit: int = 100) -> list[OutboxEvent]: ...
+
+    def ledger(self) -> "Ledger":
+        """The delivery ledger (subscriptions and jobs) kept in this store."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no delivery ledger")
+
+    def security(self) -> "SecurityStore":
+        """Audit trail, registered clients, used token ids and retention primitives kept in this store."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no security records")

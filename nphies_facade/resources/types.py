@@ -1,8 +1,7 @@
 """The FHIR R4 resource types this server accepts: the R4 types that the R4B models can validate."""
 
 from functools import cache
-
-from fhir.resources.R4B import get_fhir_model_class
+from importlib.util import find_spec
 
 R4_RESOURCE_TYPES = (
     "Account ActivityDefinition AdverseEvent AllergyIntolerance Appointment AppointmentResponse AuditEvent "
@@ -34,11 +33,8 @@ R4_RESOURCE_TYPES = (
 
 
 def _has_model(resource_type: str) -> bool:
-    try:
-        get_fhir_model_class(resource_type)
-    except (ValueError, KeyError, ImportError, AttributeError):
-        return False
-    return True
+    """Whether fhir.resources ships an R4B model module for the type, found without importing it."""
+    return find_spec(f"fhir.resources.R4B.{resource_type.lower()}") is not None
 
 
 @cache

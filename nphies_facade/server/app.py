@@ -15,7 +15,8 @@ from ..resources.search.definitions import SearchRegistry
 from ..resources.search.extraction import Extractor
 from ..resources.service import FhirService
 from ..resources.sqlite.store import SqliteStore
-from . import errors, rest
+from ..subscriptions.runtime import SubscriptionRuntime
+from . import bundle_routes, errors, rest, subscription_routes
 from .capability import capability_statement
 from .negotiation import check_accept
 from .responses import FhirResponse
@@ -42,9 +43,15 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
         app.state.store = store
         app.state.registry = registry
         app.state.service = FhirService(store, Extractor(registry), clock)
+        subscriptions = SubscriptionRuntime(
+            app.state.service, settings.subscription_config(), clock, relay=settings.redis_url is None
+        )
+        app.state.subscriptions = subscriptions
+        await subscriptions.start()
         try:
             yield
         finally:
+            await subscriptions.stop()
             await store.close()
 
     app = FastAPI(title="nphies-facade", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
@@ -80,6 +87,8 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
         )
         return FhirResponse(statement)
 
+    app.include_router(subscription_routes.router)
+    app.include_router(bundle_routes.router)
     app.include_router(rest.router)
     return app
 

@@ -3,6 +3,7 @@
 from .. import __version__
 from ..resources.search.definitions import SearchRegistry
 from ..resources.types import supported_types
+from .bundle_routes import BUNDLE_INTERACTIONS
 from .rest import INTERACTIONS, SYSTEM_INTERACTIONS
 
 
@@ -40,7 +41,7 @@ def capability_statement(
     rest: dict = {
         "mode": "server",
         "resource": [_resource_entry(t, registry, search_types) for t in sorted(supported_types())],
-        "interaction": [{"code": code} for code in SYSTEM_INTERACTIONS],
+        "interaction": [{"code": code} for code in (*SYSTEM_INTERACTIONS, *BUNDLE_INTERACTIONS)],
     }
     if operations:
         rest["operation"] = operations

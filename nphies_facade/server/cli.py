@@ -1,6 +1,7 @@
 """The command line: `nphies-facade serve` and, as later parts land, its other commands."""
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import uvicorn
 
+from ..nphies.simulator import cli as simulator_cli
 from .settings import Settings
 
 
@@ -33,6 +35,24 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace) -> int:
+    overrides = {"data_dir": args.data_dir, "redis_url": args.redis_url}
+    for name, value in overrides.items():
+        if value is not None:
+            os.environ[f"NPHIES_FACADE_{name.upper()}"] = str(value)
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    if not settings.redis_url:
+        print("nphies-facade worker needs NPHIES_FACADE_REDIS_URL (or --redis-url)", file=sys.stderr)
+        return 2
+    from ..subscriptions.worker import serve_worker  # arq is needed by the worker only
+
+    asyncio.run(serve_worker(settings.database_path, settings.subscription_config()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nphies-facade", description="FHIR R4 facade server for NPHIES")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -42,6 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", type=Path, help="folder for the SQLite store (default ./data)")
     serve.add_argument("--workers", type=int, help="server processes (default 1)")
     serve.set_defaults(run=_serve)
+    worker = commands.add_parser("worker", help="run the subscription relay and workflow jobs (needs Redis)")
+    worker.add_argument("--data-dir", type=Path, help="folder of the SQLite store (default ./data)")
+    worker.add_argument("--redis-url", help="Redis for the job queue, e.g. redis://127.0.0.1:6379/0")
+    worker.set_defaults(run=_worker)
+    simulator = commands.add_parser("simulator", help="run the NPHIES simulator ($process-message)")
+    simulator_cli.add_arguments(simulator)
+    simulator.set_defaults(run=simulator_cli.run_from_args)
     return parser
 
 

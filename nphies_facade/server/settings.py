@@ -1,9 +1,17 @@
 """Server settings, from environment variables with the prefix NPHIES_FACADE_ (documented in docs/configuration.md)."""
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ..subscriptions.config import SubscriptionConfig
+
+
+# Signature algorithms an access token may use: asymmetric only, so `none` and HMAC with a public key
+# as the secret can never verify.
+ASYMMETRIC_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384"})
 
 
 class Settings(BaseSettings):
@@ -15,10 +23,96 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, le=64)
     base_url: str | None = None
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    max_bundle_entries: int = Field(1000, ge=1)
     default_page_size: int = Field(50, ge=1)
     max_page_size: int = Field(1000, ge=1)
     log_level: str = "info"
 
+    # Subscriptions and jobs (docs/subscriptions.md); durations in seconds.
+    redis_url: str | None = None
+    workflow_modules: str = ""
+    webhook_secret: str | None = None
+    delivery_timeout: float = Field(10.0, gt=0)
+    retry_initial: float = Field(1.0, gt=0)
+    retry_max: float = Field(3600.0, gt=0)
+    retry_window: float = Field(86400.0, gt=0)
+    failures_before_error: int = Field(3, ge=1)
+    job_timeout: float = Field(300.0, gt=0)
+    job_lease_grace: float = Field(10.0, ge=0)
+    job_concurrency: int = Field(8, ge=1)
+    relay_batch_size: int = Field(500, ge=1)
+    relay_poll_interval: float = Field(0.05, gt=0)
+    relay_lease_ttl: float = Field(15.0, gt=0)
+    reconcile_interval: float = Field(5.0, gt=0)
+    requeue_after: float = Field(30.0, gt=0)
+    delivery_retention_days: float = Field(30.0, gt=0)
+
+    # Security (docs/security.md). Durations in seconds; lists are comma-separated.
+    auth: Literal["on", "off"] = "on"
+    auth_issuer: str | None = None
+    auth_jwks_url: str | None = None
+    auth_token_url: str | None = None
+    auth_authorize_url: str | None = None
+    auth_audience: str | None = None
+    auth_algorithms: str = "RS256,RS384,ES256,ES384"
+    auth_leeway: float = Field(30.0, ge=0, le=300)
+    auth_jwks_cache_seconds: float = Field(300.0, gt=0)
+    auth_jwks_refetch_interval: float = Field(10.0, ge=0)
+    auth_token_lifetime: int = Field(300, ge=30, le=86400)
+    abac_policy_file: Path | None = None
+    audit_hmac_key: SecretStr | None = None
+    audit_hmac_key_file: Path | None = None
+    retention: dict[str, dict] = Field(default_factory=dict)
+    retention_file: Path | None = None
+    retention_interval: float = Field(3600.0, ge=0)
+    max_json_depth: int = Field(64, ge=4, le=1000)
+    rate_limit: float = Field(50.0, ge=0)
+    rate_limit_burst: int = Field(100, ge=1)
+    cors_origins: str = ""
+
+    @field_validator("auth_algorithms")
+    @classmethod
+    def _asymmetric_only(cls, value: str) -> str:
+        algorithms = [a.strip() for a in value.split(",") if a.strip()]
+        unsafe = [a for a in algorithms if a not in ASYMMETRIC_ALGORITHMS]
+        if unsafe or not algorithms:
+            raise ValueError(f"auth_algorithms takes only {', '.join(sorted(ASYMMETRIC_ALGORITHMS))}")
+        return ",".join(algorithms)
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.auth == "on"
+
+    @property
+    def public_base_url(self) -> str:
+        """The FHIR base URL clients use: tokens are issued for it (aud) and by `{it}/auth` (iss)."""
+        return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.data_dir / "secrets"
+
     @property
     def database_path(self) -> Path:
         return self.data_dir / "nphies-facade.sqlite3"
+
+    def subscription_config(self) -> SubscriptionConfig:
+        return SubscriptionConfig(
+            redis_url=self.redis_url or None,
+            workflow_modules=tuple(m.strip() for m in self.workflow_modules.split(",") if m.strip()),
+            webhook_secret=self.webhook_secret or None,
+            delivery_timeout=self.delivery_timeout,
+            retry_initial=self.retry_initial,
+            retry_max=self.retry_max,
+            retry_window=self.retry_window,
+            failures_before_error=self.failures_before_error,
+            job_timeout=self.job_timeout,
+            job_lease_grace=self.job_lease_grace,
+            job_concurrency=self.job_concurrency,
+            relay_batch_size=self.relay_batch_size,
+            relay_poll_interval=self.relay_poll_interval,
+            lease_ttl=self.relay_lease_ttl,
+            reconcile_interval=self.reconcile_interval,
+            requeue_after=self.requeue_after,
+            retention=self.delivery_retention_days * 86400.0,
+        )

@@ -2,6 +2,7 @@
 
 import asyncio
 import itertools
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,8 +18,11 @@ from ..store import (
     StoreTransaction,
     VersionConflict,
 )
+from .connection import WriteLock, begin, commit, rollback, run_on_connection
 from .index_rows import row_for
+from .ledger import SqliteLedger
 from .schema import PRAGMAS, SCHEMA
+from .security import SqliteSecurity
 
 READERS = 2
 ACTIONS = {"DELETE": "delete"}
@@ -54,13 +58,17 @@ class ParamIds:
     async def ensure(self, conn: aiosqlite.Connection, resource_type: str, code: str) -> int:
         pid = self._ids.get((resource_type, code))
         if pid is None:
-            await conn.execute(
-                "INSERT OR IGNORE INTO params (type, code) VALUES (?, ?)", (resource_type, code)
-            )
-            rows = await conn.execute_fetchall(
+            pid = await run_on_connection(conn, self.ensure_sync, resource_type, code)
+        return pid
+
+    def ensure_sync(self, db: sqlite3.Connection, resource_type: str, code: str) -> int:
+        pid = self._ids.get((resource_type, code))
+        if pid is None:
+            db.execute("INSERT OR IGNORE INTO params (type, code) VALUES (?, ?)", (resource_type, code))
+            row = db.execute(
                 "SELECT pid FROM params WHERE type = ? AND code = ?", (resource_type, code)
-            )
-            pid = self._ids[(resource_type, code)] = rows[0][0]
+            ).fetchone()
+            pid = self._ids[(resource_type, code)] = row[0]
         return pid
 
 
@@ -94,6 +102,59 @@ async def _find_ids(
     return [row[0] for row in rows]
 
 
+def _store_current(db: sqlite3.Connection, v: StoredVersion) -> int:
+    deleted = 1 if v.body is None else 0
+    if v.version == 1:
+        row = db.execute(
+            "INSERT INTO resources (type, id, version, last_updated, deleted, body) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (type, id) DO NOTHING RETURNING rid",
+            (v.resource_type, v.id, v.version, v.last_updated, deleted, v.body),
+        ).fetchone()
+    else:
+        row = db.execute(
+            "UPDATE resources SET version = ?, last_updated = ?, deleted = ?, body = ? "
+            "WHERE type = ? AND id = ? AND version = ? RETURNING rid",
+            (v.version, v.last_updated, deleted, v.body, v.resource_type, v.id, v.version - 1),
+        ).fetchone()
+    if row is None:
+        raise VersionConflict(f"{v.resource_type}/{v.id} is no longer at version {v.version - 1}")
+    return row[0]
+
+
+def _store_index(
+    db: sqlite3.Connection, params: ParamIds, rid: int, v: StoredVersion, index: IndexValues
+) -> None:
+    if v.version > 1:
+        db.execute("DELETE FROM idx WHERE rid = ?", (rid,))
+    rows = []
+    for code, values in index.items():
+        pid = params.ensure_sync(db, v.resource_type, code)
+        for value in values:
+            row = row_for(value)
+            if row is not None:
+                rows.append((rid, pid, *row))
+    if rows:
+        db.executemany("INSERT INTO idx VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def _write_version(
+    db: sqlite3.Connection, params: ParamIds, v: StoredVersion, index: IndexValues, trace_id: str
+) -> OutboxEvent:
+    """Resource, history row, index rows and outbox event: all statements of one write, on the writer thread."""
+    rid = _store_current(db, v)
+    db.execute(
+        "INSERT INTO history (rid, type, id, version, last_updated, method, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (rid, v.resource_type, v.id, v.version, v.last_updated, v.method, v.body),
+    )
+    _store_index(db, params, rid, v, index)
+    action = "delete" if v.body is None else ("create" if v.version == 1 else "update")
+    seq = db.execute(
+        "INSERT INTO outbox (type, id, version, action, at, trace_id) VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
+        (v.resource_type, v.id, v.version, action, v.last_updated, trace_id),
+    ).fetchone()[0]
+    return OutboxEvent(seq, v.resource_type, v.id, v.version, action, v.last_updated, trace_id)
+
+
 class SqliteTransaction(StoreTransaction):
     def __init__(self, conn: aiosqlite.Connection, params: ParamIds) -> None:
         self._conn = conn
@@ -107,52 +168,8 @@ class SqliteTransaction(StoreTransaction):
         )
         return _version(rows[0], rows[0][6]) if rows else None
 
-    async def _store_current(self, v: StoredVersion) -> int:
-        deleted = 1 if v.body is None else 0
-        if v.version == 1:
-            sql = (
-                "INSERT INTO resources (type, id, version, last_updated, deleted, body) VALUES (?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (type, id) DO NOTHING RETURNING rid"
-            )
-            rows = await self._conn.execute_fetchall(
-                sql, (v.resource_type, v.id, v.version, v.last_updated, deleted, v.body)
-            )
-        else:
-            rows = await self._conn.execute_fetchall(
-                "UPDATE resources SET version = ?, last_updated = ?, deleted = ?, body = ? "
-                "WHERE type = ? AND id = ? AND version = ? RETURNING rid",
-                (v.version, v.last_updated, deleted, v.body, v.resource_type, v.id, v.version - 1),
-            )
-        if not rows:
-            raise VersionConflict(f"{v.resource_type}/{v.id} is no longer at version {v.version - 1}")
-        return rows[0][0]
-
-    async def _store_index(self, rid: int, resource_type: str, index: IndexValues, replacing: bool) -> None:
-        if replacing:
-            await self._conn.execute("DELETE FROM idx WHERE rid = ?", (rid,))
-        rows = []
-        for code, values in index.items():
-            pid = await self._params.ensure(self._conn, resource_type, code)
-            for value in values:
-                row = row_for(value)
-                if row is not None:
-                    rows.append((rid, pid, *row))
-        if rows:
-            await self._conn.executemany("INSERT INTO idx VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-
     async def write(self, v: StoredVersion, index: IndexValues, trace_id: str) -> OutboxEvent:
-        rid = await self._store_current(v)
-        await self._conn.execute(
-            "INSERT INTO history (rid, type, id, version, last_updated, method, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (rid, v.resource_type, v.id, v.version, v.last_updated, v.method, v.body),
-        )
-        await self._store_index(rid, v.resource_type, index, replacing=v.version > 1)
-        action = "delete" if v.body is None else ("create" if v.version == 1 else "update")
-        rows = await self._conn.execute_fetchall(
-            "INSERT INTO outbox (type, id, version, action, at, trace_id) VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
-            (v.resource_type, v.id, v.version, action, v.last_updated, trace_id),
-        )
-        return OutboxEvent(rows[0][0], v.resource_type, v.id, v.version, action, v.last_updated, trace_id)
+        return await run_on_connection(self._conn, _write_version, self._params, v, index, trace_id)
 
     async def find_ids(self, resource_type: str, criteria: list[tuple[str, str]]) -> list[str]:
         return await _find_ids(self._conn, self._params, resource_type, criteria)
@@ -165,10 +182,14 @@ class SqliteStore(Store):
         self._readers: list[aiosqlite.Connection] = []
         self._next_reader = itertools.cycle(range(READERS))
         self._write_lock = asyncio.Lock()
+        self._file_lock: WriteLock | None = None
         self._params = ParamIds()
+        self._ledger: SqliteLedger | None = None
+        self._security: SqliteSecurity | None = None
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file_lock = WriteLock(self.path.with_name(self.path.name + ".write-lock"))
         self._writer = await _connect(self.path)
         await self._writer.executescript(SCHEMA)
         await self._params.load(self._writer)
@@ -179,6 +200,9 @@ class SqliteStore(Store):
             if conn is not None:
                 await conn.close()
         self._readers, self._writer = [], None
+        if self._file_lock is not None:
+            self._file_lock.close()
+            self._file_lock = None
 
     def _reader(self) -> aiosqlite.Connection:
         return self._readers[next(self._next_reader)]
@@ -194,14 +218,14 @@ class SqliteStore(Store):
     async def transaction(self) -> AsyncIterator[StoreTransaction]:
         async with self._write_lock:
             conn = self._writer
-            await conn.execute("BEGIN IMMEDIATE")
+            await run_on_connection(conn, begin, self._file_lock)
             try:
                 yield SqliteTransaction(conn, self._params)
             except BaseException:
-                await conn.execute("ROLLBACK")
+                await run_on_connection(conn, rollback, self._file_lock)
                 await self._params.load(conn)
                 raise
-            await conn.execute("COMMIT")
+            await run_on_connection(conn, commit, self._file_lock)
 
     async def read(self, resource_type: str, resource_id: str) -> StoredVersion | None:
         rows = await self._reader().execute_fetchall(
@@ -241,6 +265,16 @@ class SqliteStore(Store):
 
     async def find_ids(self, resource_type: str, criteria: list[tuple[str, str]]) -> list[str]:
         return await _find_ids(self._reader(), self._params, resource_type, criteria)
+
+    def ledger(self) -> SqliteLedger:
+        if self._ledger is None:
+            self._ledger = SqliteLedger(self)
+        return self._ledger
+
+    def security(self) -> SqliteSecurity:
+        if self._security is None:
+            self._security = SqliteSecurity(self)
+        return self._security
 
     async def outbox_after(self, seq: int, limit: int = 100) -> list[OutboxEvent]:
         rows = await self._reader().execute_fetchall(

@@ -1,0 +1,74 @@
+"""The Patient compartment: which patients a resource belongs to, per the R4 CompartmentDefinition.
+
+The membership parameters are vendored data (data/patient-compartment.json, see data/SOURCES.md); their
+values come from the same search-parameter extraction the index uses, so a resource is in the compartment
+of every Patient its compartment parameters refer to.
+"""
+
+import json
+from collections.abc import Iterable
+from functools import cache
+from pathlib import Path
+
+from .search.extraction import Extractor
+from .search.values import ReferenceValue
+
+DATA = Path(__file__).with_name("data") / "patient-compartment.json"
+
+
+@cache
+def compartment_params() -> dict[str, tuple[str, ...]]:
+    """{resource type: reference parameters that place it in a Patient's compartment}."""
+    data = json.loads(DATA.read_text())
+    merged = {**data["resource"], **data["additions"]}
+    return {resource_type: tuple(codes) for resource_type, codes in merged.items()}
+
+
+def patient_reference(value: ReferenceValue) -> str | None:
+    if value.type == "Patient" and value.id:
+        return f"Patient/{value.id}"
+    return None
+
+
+class PatientCompartment:
+    def __init__(self, extractor: Extractor) -> None:
+        self.extractor = extractor
+
+    @staticmethod
+    def params_for(resource_type: str) -> tuple[str, ...]:
+        return compartment_params().get(resource_type, ())
+
+    @staticmethod
+    def has_compartment(resource_type: str) -> bool:
+        return resource_type in compartment_params()
+
+    def patients(self, resource: dict) -> set[str]:
+        """References ("Patient/1") of every patient whose compartment holds the resource."""
+        resource_type = resource.get("resourceType")
+        found: set[str] = set()
+        if resource_type == "Patient" and isinstance(resource.get("id"), str):
+            found.add(f"Patient/{resource['id']}")
+        codes = self.params_for(resource_type) if isinstance(resource_type, str) else ()
+        for value in self._reference_values(resource, codes):
+            reference = patient_reference(value)
+            if reference is not None:
+                found.add(reference)
+        return found
+
+    def contains(self, resource: dict, patient: str) -> bool:
+        return patient in self.patients(resource)
+
+    def _reference_values(self, resource: dict, codes: Iterable[str]) -> list[ReferenceValue]:
+        wanted = set(codes)
+        if not wanted:
+            return []
+        values: list[ReferenceValue] = []
+        for plan in self.extractor.plans(resource["resourceType"]):
+            if plan.code not in wanted:
+                continue
+            try:
+                extracted = plan.values(resource)
+            except Exception:  # a malformed element cannot place a resource in a compartment
+                continue
+            values.extend(v for v in extracted if isinstance(v, ReferenceValue))
+        return values

@@ -1,0 +1,126 @@
+"""The security port: what audit, the authorization server, consent and retention keep in the store.
+
+A backend implements it next to its Store (`store.security()`): the audit trail (a hash chain, appended in
+the same transaction as the change it records), registered clients, used client-assertion ids (`jti`),
+reference look-ups for relationship and consent checks, and the erasure primitives retention needs.
+"""
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .store import StoredVersion, StoreTransaction
+
+GENESIS_HASH = "0" * 64
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    """One audit record as stored; `hash` covers every other field, `prev_hash` included."""
+
+    seq: int
+    recorded: str
+    action: str
+    subtype: str
+    outcome: str
+    actor: str
+    client: str | None
+    role: str | None
+    entity: str | None
+    patient_hash: str | None
+    provider_hash: str | None
+    digest: str | None
+    trace_id: str
+    detail: str | None
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditHead:
+    seq: int
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    """Filters of `GET AuditEvent`; records come newest first, paged by `before_seq`."""
+
+    patient_hash: str | None = None
+    entity: str | None = None
+    action: str | None = None
+    subtype: str | None = None
+    since: str | None = None
+    before_seq: int | None = None
+    count: int = 50
+
+
+class SecurityStore(ABC):
+    # ----- audit -----
+
+    @abstractmethod
+    async def audit_head(self, tx: StoreTransaction) -> AuditHead | None:
+        """The last record of the chain as `tx` sees it (None for an empty trail)."""
+
+    @abstractmethod
+    async def append_audit(self, tx: StoreTransaction, row: AuditRow) -> None:
+        """Appends inside the caller's transaction; fails when `row.seq` is taken (a concurrent append)."""
+
+    @abstractmethod
+    async def audit_rows(self, after_seq: int = 0, limit: int = 1000) -> list[AuditRow]:
+        """Records in chain order after `after_seq`."""
+
+    @abstractmethod
+    async def audit_query(self, query: AuditQuery) -> list[AuditRow]: ...
+
+    @abstractmethod
+    async def audit_row(self, seq: int) -> AuditRow | None: ...
+
+    # ----- authorization server -----
+
+    @abstractmethod
+    async def put_client(self, client_id: str, record: dict) -> None: ...
+
+    @abstractmethod
+    async def get_client(self, client_id: str) -> dict | None: ...
+
+    @abstractmethod
+    async def list_clients(self) -> list[dict]: ...
+
+    @abstractmethod
+    async def claim_jti(self, key: str, expires_at: float, now: float) -> bool:
+        """Records a one-time token id until `expires_at`; False when it was already used."""
+
+    # ----- references -----
+
+    @abstractmethod
+    async def find_by_reference(
+        self, resource_type: str, codes: Sequence[str], reference: str, limit: int = 1000
+    ) -> list[str]:
+        """Ids of live `resource_type` resources whose reference parameters `codes` point at `reference`
+        ("Patient/1"); relative and absolute references to the same type/id both match."""
+
+    # ----- retention -----
+
+    @abstractmethod
+    async def expired(
+        self, resource_type: str, before: str, after: tuple[str, str] | None = None, limit: int = 200
+    ) -> list[StoredVersion]:
+        """Current versions (deletions included) last updated before `before`, ordered by (last_updated,
+        id) and paged with `after` = the last (last_updated, id) seen."""
+
+    @abstractmethod
+    async def versions(
+        self, tx: StoreTransaction, resource_type: str, resource_id: str
+    ) -> list[StoredVersion]:
+        """Every stored version, oldest first."""
+
+    @abstractmethod
+    async def purge(self, tx: StoreTransaction, resource_type: str, resource_id: str) -> int:
+        """Removes the resource, all its versions and index values; returns how many versions went."""
+
+    @abstractmethod
+    async def replace_bodies(
+        self, tx: StoreTransaction, resource_type: str, resource_id: str, bodies: Sequence[tuple[int, bytes]]
+    ) -> None:
+        """Overwrites stored versions' bodies in place ((version, body) pairs); index values are untouched."""

@@ -1,0 +1,454 @@
+"""The delivery ledger in the embedded store's SQLite file, written through the store's writer connection."""
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+import aiosqlite
+import orjson
+
+from ..ledger import (
+    DEAD,
+    DELIVERED,
+    DONE,
+    PENDING,
+    QUEUED,
+    AppliedSubscription,
+    CursorMoved,
+    DeliveryAttempt,
+    EventUpdate,
+    JobOutcome,
+    JobRecord,
+    Ledger,
+    Match,
+    SubscriptionEvent,
+    SubscriptionState,
+    job_id_for,
+)
+from ..store import OutboxEvent
+
+if TYPE_CHECKING:
+    from .store import SqliteStore
+
+_EVENT_COLUMNS = (
+    "eid, sub_id, number, seq, type, id, version, action, at, channel, state, attempts, recorded, next_at, "
+    "last_error"
+)
+_JOB_COLUMNS = (
+    "job_id, workflow, sub_id, number, seq, payload, state, attempts, created, next_at, worker, last_error"
+)
+_ATTEMPT_COLUMNS = "sub_id, number, channel, at, actor, outcome, status_code, detail, duration_ms, job_id"
+_MAX_SQL_PARAMS = 500
+
+
+def _event(row: tuple) -> SubscriptionEvent:
+    return SubscriptionEvent(*row)
+
+
+def _job(row: tuple) -> JobRecord:
+    return JobRecord(*row)
+
+
+def _attempt_row(attempt: DeliveryAttempt, now: float) -> tuple:
+    a = attempt
+    return (
+        a.subscription_id,
+        a.number,
+        a.channel,
+        a.at,
+        a.actor,
+        a.outcome,
+        a.status_code,
+        a.detail,
+        a.duration_ms,
+        a.job_id,
+        now,
+    )
+
+
+def _trigger(event: OutboxEvent) -> bytes:
+    """A job's payload: the change that triggered it."""
+    return orjson.dumps(
+        {
+            "seq": event.seq,
+            "type": event.resource_type,
+            "id": event.id,
+            "version": event.version,
+            "action": event.action,
+            "at": event.at,
+            "trace_id": event.trace_id,
+        }
+    )
+
+
+def _chunks(items: Sequence, size: int = _MAX_SQL_PARAMS) -> list[Sequence]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+class SqliteLedger(Ledger):
+    def __init__(self, store: "SqliteStore") -> None:
+        self._store = store
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._store._write_lock:
+            conn = self._store._writer
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                await conn.execute("ROLLBACK")
+                raise
+            await conn.execute("COMMIT")
+
+    async def _read(self, sql: str, args: Sequence = ()) -> list[tuple]:
+        return list(await self._store._reader().execute_fetchall(sql, args))
+
+    # ----- relay -----
+
+    async def cursor(self, relay: str) -> int:
+        rows = await self._read("SELECT seq FROM relay_cursor WHERE name = ?", (relay,))
+        if rows:
+            return rows[0][0]
+        async with self._tx() as conn:
+            await conn.execute("INSERT OR IGNORE INTO relay_cursor (name, seq) VALUES (?, 0)", (relay,))
+        return 0
+
+    async def record_batch(
+        self,
+        relay: str,
+        after: int,
+        upto: int,
+        applied: Sequence[AppliedSubscription],
+        matches: Sequence[Match],
+        now: float,
+    ) -> list[SubscriptionEvent]:
+        async with self._tx() as conn:
+            moved = await conn.execute_fetchall(
+                "UPDATE relay_cursor SET seq = ? WHERE name = ? AND seq = ? RETURNING seq",
+                (upto, relay, after),
+            )
+            if not moved:
+                raise CursorMoved(f"relay cursor {relay} is no longer at {after}")
+            if applied:
+                await conn.executemany(
+                    "INSERT INTO sub_state (sub_id, applied_version, deleted) VALUES (?1, ?2, ?3) "
+                    "ON CONFLICT (sub_id) DO UPDATE SET applied_version = ?2, deleted = ?3, "
+                    "handshake_ok = CASE WHEN ?4 THEN 0 ELSE handshake_ok END",
+                    [(a.subscription_id, a.version, int(a.deleted), int(a.requested)) for a in applied],
+                )
+            if not matches:
+                return []
+            return await self._record_matches(conn, matches, now)
+
+    async def _record_matches(
+        self, conn: aiosqlite.Connection, matches: Sequence[Match], now: float
+    ) -> list[SubscriptionEvent]:
+        totals = await self._event_totals(conn, sorted({m.subscription_id for m in matches}))
+        first_eid = (await conn.execute_fetchall("SELECT coalesce(max(eid), 0) FROM sub_events"))[0][0] + 1
+        events, jobs = [], []
+        for offset, match in enumerate(matches):
+            number = totals[match.subscription_id] = totals.get(match.subscription_id, 0) + 1
+            e = match.event
+            events.append(
+                SubscriptionEvent(
+                    first_eid + offset,
+                    match.subscription_id,
+                    number,
+                    e.seq,
+                    e.resource_type,
+                    e.id,
+                    e.version,
+                    e.action,
+                    e.at,
+                    match.channel,
+                    match.state,
+                    recorded=now,
+                )
+            )
+            if match.workflow is not None:
+                jobs.append((match, number))
+        await conn.executemany(
+            f"INSERT INTO sub_events ({_EVENT_COLUMNS}) VALUES ({', '.join('?' * 15)})",
+            [
+                (ev.eid, ev.subscription_id, ev.number, ev.seq, ev.resource_type, ev.resource_id)
+                + (ev.version, ev.action, ev.at, ev.channel, ev.state, 0, now, 0.0, None)
+                for ev in events
+            ],
+        )
+        await conn.executemany(
+            "INSERT INTO sub_state (sub_id, applied_version, events_total) VALUES (?, 0, ?) "
+            "ON CONFLICT (sub_id) DO UPDATE SET events_total = excluded.events_total",
+            list(totals.items()),
+        )
+        if jobs:
+            await conn.executemany(
+                "INSERT OR IGNORE INTO jobs (job_id, workflow, sub_id, number, seq, payload, state, created, "
+                "next_at, enqueued) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (job_id_for(m.subscription_id, m.event.seq), m.workflow, m.subscription_id, number)
+                    + (m.event.seq, _trigger(m.event), QUEUED, now, now, now)
+                    for m, number in jobs
+                ],
+            )
+        return events
+
+    @staticmethod
+    async def _event_totals(conn: aiosqlite.Connection, ids: list[str]) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for chunk in _chunks(ids):
+            rows = await conn.execute_fetchall(
+                f"SELECT sub_id, events_total FROM sub_state WHERE sub_id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+            totals.update({row[0]: row[1] for row in rows})
+        return totals
+
+    async def applied_subscriptions(self) -> list[tuple[str, int]]:
+        rows = await self._read("SELECT sub_id, applied_version FROM sub_state WHERE deleted = 0")
+        return [(row[0], row[1]) for row in rows if row[1] > 0]
+
+    async def bodies(self, events: Sequence[OutboxEvent | SubscriptionEvent]) -> dict[int, bytes | None]:
+        if not events:
+            return {}
+        types = sorted({e.resource_type for e in events})
+        rows = await self._read(
+            "SELECT o.seq, h.body FROM outbox o "
+            "JOIN resources r ON r.type = o.type AND r.id = o.id "
+            "JOIN history h ON h.rid = r.rid AND h.version = o.version "
+            f"WHERE o.seq BETWEEN ? AND ? AND o.type IN ({', '.join('?' * len(types))})",
+            (min(e.seq for e in events), max(e.seq for e in events), *types),
+        )
+        wanted = {e.seq for e in events}
+        return {seq: body for seq, body in rows if seq in wanted}
+
+    # ----- lease -----
+
+    async def acquire_lease(self, name: str, holder: str, now: float, ttl: float) -> bool:
+        async with self._tx() as conn:
+            rows = await conn.execute_fetchall(
+                "INSERT INTO leases (name, holder, expires) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires = excluded.expires "
+                "WHERE leases.holder = excluded.holder OR leases.expires < ? RETURNING holder",
+                (name, holder, now + ttl, now),
+            )
+        return bool(rows)
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        async with self._tx() as conn:
+            await conn.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
+
+    # ----- delivery -----
+
+    async def pending_events(self, subscription_id: str, limit: int = 100) -> list[SubscriptionEvent]:
+        rows = await self._read(
+            f"SELECT {_EVENT_COLUMNS} FROM sub_events WHERE sub_id = ? AND state = 'pending' "
+            "ORDER BY number LIMIT ?",
+            (subscription_id, limit),
+        )
+        return [_event(row) for row in rows]
+
+    async def subscriptions_with_pending(self, channel: str) -> list[str]:
+        rows = await self._read(
+            "SELECT DISTINCT sub_id FROM sub_events WHERE state = 'pending' AND channel = ?", (channel,)
+        )
+        return [row[0] for row in rows]
+
+    async def record_delivery(
+        self,
+        subscription_id: str,
+        attempts: Sequence[DeliveryAttempt],
+        updates: Sequence[EventUpdate],
+        failures: int,
+        last_error: str | None,
+        now: float,
+        handshake_ok: bool | None = None,
+    ) -> None:
+        async with self._tx() as conn:
+            if attempts:
+                await conn.executemany(
+                    f"INSERT INTO delivery_attempts ({_ATTEMPT_COLUMNS}, recorded) VALUES ({', '.join('?' * 11)})",
+                    [_attempt_row(a, now) for a in attempts],
+                )
+            if updates:
+                await conn.executemany(
+                    "UPDATE sub_events SET state = ?, attempts = ?, next_at = ?, last_error = ?, "
+                    "recorded = CASE WHEN ? = 'delivered' THEN ? ELSE recorded END "
+                    "WHERE sub_id = ? AND number = ?",
+                    [
+                        (
+                            u.state,
+                            u.attempts,
+                            u.next_at,
+                            u.last_error,
+                            u.state,
+                            now,
+                            subscription_id,
+                            u.number,
+                        )
+                        for u in updates
+                    ],
+                )
+            await conn.execute(
+                "UPDATE sub_state SET failures = ?, last_error = coalesce(?, last_error), "
+                "handshake_ok = coalesce(?, handshake_ok) WHERE sub_id = ?",
+                (failures, last_error, None if handshake_ok is None else int(handshake_ok), subscription_id),
+            )
+
+    async def resend(self, subscription_id: str, now: float) -> int:
+        async with self._tx() as conn:
+            events = await conn.execute_fetchall(
+                "UPDATE sub_events SET state = 'pending', attempts = 0, next_at = 0, recorded = ? "
+                "WHERE sub_id = ? AND state = 'dead' AND channel != 'message' RETURNING number",
+                (now, subscription_id),
+            )
+            jobs = await conn.execute_fetchall(
+                "UPDATE jobs SET state = 'queued', attempts = 0, next_at = ?, created = ?, enqueued = 0 "
+                "WHERE sub_id = ? AND state = 'dead' RETURNING number",
+                (now, now, subscription_id),
+            )
+            if jobs:
+                await conn.executemany(
+                    "UPDATE sub_events SET state = 'pending' WHERE sub_id = ? AND number = ?",
+                    [(subscription_id, row[0]) for row in jobs],
+                )
+            await conn.execute("UPDATE sub_state SET failures = 0 WHERE sub_id = ?", (subscription_id,))
+        return len(events) + len(jobs)
+
+    # ----- reading -----
+
+    async def subscription_state(self, subscription_id: str) -> SubscriptionState | None:
+        rows = await self._read(
+            "SELECT sub_id, applied_version, deleted, events_total, failures, last_error, handshake_ok "
+            "FROM sub_state WHERE sub_id = ?",
+            (subscription_id,),
+        )
+        if not rows:
+            return None
+        sub_id, version, deleted, total, failures, last_error, handshake_ok = rows[0]
+        counts = await self._read(
+            "SELECT (SELECT count(*) FROM sub_events WHERE sub_id = ?1 AND state = 'pending'), "
+            "(SELECT count(*) FROM sub_events WHERE sub_id = ?1 AND state = 'dead')",
+            (subscription_id,),
+        )
+        pending, dead = counts[0]
+        return SubscriptionState(
+            sub_id, version, bool(deleted), total, failures, last_error, bool(handshake_ok), pending, dead
+        )
+
+    async def recent_attempts(self, subscription_id: str, limit: int = 10) -> list[DeliveryAttempt]:
+        rows = await self._read(
+            f"SELECT {_ATTEMPT_COLUMNS} FROM delivery_attempts WHERE sub_id = ? ORDER BY aid DESC LIMIT ?",
+            (subscription_id, limit),
+        )
+        return [DeliveryAttempt(*row) for row in rows]
+
+    async def events(
+        self, subscription_id: str, first: int, last: int, limit: int = 1000
+    ) -> list[SubscriptionEvent]:
+        rows = await self._read(
+            f"SELECT {_EVENT_COLUMNS} FROM sub_events WHERE sub_id = ? AND number BETWEEN ? AND ? "
+            "ORDER BY number LIMIT ?",
+            (subscription_id, first, last, limit),
+        )
+        return [_event(row) for row in rows]
+
+    async def last_event_id(self) -> int:
+        rows = await self._read("SELECT coalesce(max(eid), 0) FROM sub_events")
+        return rows[0][0]
+
+    async def events_after(self, eid: int, channel: str, limit: int = 500) -> list[SubscriptionEvent]:
+        rows = await self._read(
+            f"SELECT {_EVENT_COLUMNS} FROM sub_events WHERE channel = ? AND eid > ? ORDER BY eid LIMIT ?",
+            (channel, eid, limit),
+        )
+        return [_event(row) for row in rows]
+
+    # ----- jobs -----
+
+    async def claim_job(self, job_id: str, worker: str, now: float, lease_until: float) -> JobRecord | None:
+        async with self._tx() as conn:
+            rows = await conn.execute_fetchall(
+                "UPDATE jobs SET state = 'running', attempts = attempts + 1, worker = ?, lease_until = ? "
+                "WHERE job_id = ? AND ((state IN ('queued', 'failed') AND next_at <= ?) "
+                "OR (state = 'running' AND lease_until < ?)) "
+                f"RETURNING {_JOB_COLUMNS}",
+                (worker, lease_until, job_id, now, now),
+            )
+        return _job(rows[0]) if rows else None
+
+    async def finish_job(
+        self, job_id: str, worker: str, outcome: JobOutcome, attempt: DeliveryAttempt, now: float
+    ) -> int | None:
+        async with self._tx() as conn:
+            rows = await conn.execute_fetchall(
+                "UPDATE jobs SET state = ?, next_at = ?, last_error = ?, lease_until = 0, "
+                "finished = CASE WHEN ? IN ('done', 'dead') THEN ? END, enqueued = 0 "
+                "WHERE job_id = ? AND state = 'running' AND worker = ? RETURNING sub_id, number, attempts",
+                (outcome.state, outcome.next_at, outcome.error, outcome.state, now, job_id, worker),
+            )
+            if not rows:
+                return None
+            sub_id, number, attempts = rows[0]
+            await conn.execute(
+                f"INSERT INTO delivery_attempts ({_ATTEMPT_COLUMNS}, recorded) VALUES ({', '.join('?' * 11)})",
+                _attempt_row(attempt, now),
+            )
+            event_state = {DONE: DELIVERED, DEAD: DEAD}.get(outcome.state, PENDING)
+            await conn.execute(
+                "UPDATE sub_events SET state = ?, attempts = ?, next_at = ?, last_error = ? "
+                "WHERE sub_id = ? AND number = ?",
+                (event_state, attempts, outcome.next_at, outcome.error, sub_id, number),
+            )
+            before = await conn.execute_fetchall("SELECT failures FROM sub_state WHERE sub_id = ?", (sub_id,))
+            failures = before[0][0] if before else 0
+            if outcome.state == DEAD:
+                await conn.execute(
+                    "UPDATE sub_state SET failures = failures + 1, last_error = ? WHERE sub_id = ?",
+                    (outcome.error, sub_id),
+                )
+            elif outcome.state == DONE and failures:
+                await conn.execute("UPDATE sub_state SET failures = 0 WHERE sub_id = ?", (sub_id,))
+        return failures
+
+    async def job(self, job_id: str) -> JobRecord | None:
+        rows = await self._read(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,))
+        return _job(rows[0]) if rows else None
+
+    async def due_jobs(self, now: float, enqueued_before: float, limit: int = 500) -> list[str]:
+        rows = await self._read(
+            "SELECT job_id FROM jobs WHERE state IN ('queued', 'failed', 'running') AND next_at <= ? "
+            "AND state != 'running' AND enqueued <= ? ORDER BY next_at LIMIT ?",
+            (now, enqueued_before, limit),
+        )
+        return [row[0] for row in rows]
+
+    async def stale_jobs(self, now: float, limit: int = 500) -> list[str]:
+        rows = await self._read(
+            "SELECT job_id FROM jobs WHERE state IN ('queued', 'failed', 'running') AND next_at <= ? "
+            "AND state = 'running' AND lease_until < ? ORDER BY next_at LIMIT ?",
+            (now, now, limit),
+        )
+        return [row[0] for row in rows]
+
+    async def mark_enqueued(self, job_ids: Sequence[str], now: float) -> None:
+        if not job_ids:
+            return
+        async with self._tx() as conn:
+            await conn.executemany(
+                "UPDATE jobs SET enqueued = ? WHERE job_id = ?", [(now, job_id) for job_id in job_ids]
+            )
+
+    # ----- housekeeping -----
+
+    async def prune(self, before: float) -> int:
+        async with self._tx() as conn:
+            removed = 0
+            for sql in (
+                "DELETE FROM sub_events WHERE state = 'delivered' AND recorded < ?",
+                "DELETE FROM delivery_attempts WHERE recorded < ?",
+                "DELETE FROM jobs WHERE state IN ('done', 'dead') AND finished < ?",
+            ):
+                cursor = await conn.execute(sql, (before,))
+                removed += cursor.rowcount
+        return removed

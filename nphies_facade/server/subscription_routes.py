@@ -1,0 +1,179 @@
+"""Subscription operations ($status, $events, $resend, Subscriptions R5 Backport IG for R4) and the R4
+websocket channel endpoint (`GET /websocket`: `bind {id}` -> `bound {id}`, then `ping {id}` per event)."""
+
+import logging
+
+import orjson
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..resources.clock import fhir_instant
+from ..resources.errors import FhirError, bad_request
+from ..resources.ledger import Ledger
+from ..resources.service import FhirService
+from ..resources.validation import parse_json
+from ..subscriptions.criteria import WEBSOCKET, read_channel
+from ..subscriptions.notifications import add_focus, notification_bundle, status_bundle, status_parameters
+from ..subscriptions.runtime import SubscriptionRuntime
+from .negotiation import read_body
+from .responses import FhirResponse
+from .rest import base_url
+
+log = logging.getLogger("nphies_facade.server")
+
+router = APIRouter()
+
+MAX_EVENTS = 1000
+RECENT_ATTEMPTS = 10
+
+
+def _runtime(request: Request) -> SubscriptionRuntime:
+    return request.app.state.subscriptions
+
+
+def _service(request: Request) -> FhirService:
+    return request.app.state.service
+
+
+def _now(request: Request) -> str:
+    return fhir_instant(_service(request).clock())
+
+
+async def _subscription(request: Request, subscription_id: str) -> dict:
+    stored = await _service(request).read("Subscription", subscription_id)
+    return orjson.loads(stored.body)
+
+
+async def _parameters(request: Request) -> dict[str, str]:
+    """Operation parameters from the query string, and from a Parameters body on POST."""
+    values = dict(request.query_params)
+    if request.method == "POST":
+        body = await read_body(request, request.app.state.settings.max_body_bytes)
+        if body:
+            parameters = parse_json(body)
+            if not isinstance(parameters, dict) or parameters.get("resourceType") != "Parameters":
+                raise bad_request("The operation takes a Parameters resource", "resourceType")
+            for parameter in parameters.get("parameter") or []:
+                if not isinstance(parameter, dict) or not parameter.get("name"):
+                    continue
+                value = next((v for k, v in parameter.items() if k.startswith("value")), None)
+                if value is not None:
+                    values[parameter["name"]] = str(value)
+    return values
+
+
+def _number(values: dict[str, str], name: str) -> int | None:
+    raw = values.get(name)
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit():
+        raise bad_request(f"{name} must be a whole number, not {raw!r}", name)
+    return int(raw)
+
+
+async def _status_parameters(ledger: Ledger, subscription: dict, kind: str) -> dict:
+    subscription_id = subscription["id"]
+    state = await ledger.subscription_state(subscription_id)
+    attempts = await ledger.recent_attempts(subscription_id, RECENT_ATTEMPTS)
+    return status_parameters(
+        subscription_id,
+        subscription.get("status", ""),
+        kind,
+        state.events_total if state else 0,
+        error=subscription.get("error") or (state.last_error if state and state.failures else None),
+        state=state,
+        attempts=attempts,
+    )
+
+
+@router.api_route("/Subscription/{subscription_id}/$status", methods=["GET", "POST"])
+async def subscription_status(request: Request, subscription_id: str) -> Response:
+    subscription = await _subscription(request, subscription_id)
+    parameters = await _status_parameters(_runtime(request).ledger, subscription, "query-status")
+    return FhirResponse(status_bundle(parameters, _now(request)))
+
+
+@router.api_route("/Subscription/{subscription_id}/$events", methods=["GET", "POST"])
+async def subscription_events(request: Request, subscription_id: str) -> Response:
+    """Replays events eventsSinceNumber..eventsUntilNumber (at most 1000); `content=full-resource` (the
+    default when the Subscription has a payload) adds each focus resource as that event wrote it."""
+    subscription = await _subscription(request, subscription_id)
+    values = await _parameters(request)
+    ledger = _runtime(request).ledger
+    state = await ledger.subscription_state(subscription_id)
+    total = state.events_total if state else 0
+    first = _number(values, "eventsSinceNumber") or 1
+    last = _number(values, "eventsUntilNumber") or total
+    if last < first and "eventsUntilNumber" in values:
+        raise bad_request("eventsUntilNumber is before eventsSinceNumber", "eventsUntilNumber")
+    events = await ledger.events(subscription_id, first, min(last, first + MAX_EVENTS - 1), MAX_EVENTS)
+    content = values.get("content") or ("full-resource" if read_channel(subscription).payload else "id-only")
+    if content not in ("full-resource", "id-only", "empty"):
+        raise bad_request("content is one of empty, id-only, full-resource", "content")
+    parameters = status_parameters(
+        subscription_id,
+        subscription.get("status", ""),
+        "query-event",
+        total,
+        events=events if content != "empty" else (),
+    )
+    bundle = notification_bundle(parameters, subscription_id, _now(request))
+    if content == "full-resource":
+        bodies = await ledger.bodies(events)
+        for event in events:
+            add_focus(bundle, base_url(request), event, bodies.get(event.seq))
+    return FhirResponse(bundle)
+
+
+@router.post("/Subscription/{subscription_id}/$resend")
+async def subscription_resend(request: Request, subscription_id: str) -> Response:
+    """Puts the Subscription's dead letters back in line, oldest first."""
+    await _subscription(request, subscription_id)
+    runtime = _runtime(request)
+    resent = await runtime.ledger.resend(subscription_id, _service(request).clock().timestamp())
+    runtime.poke()
+    return FhirResponse(
+        {
+            "resourceType": "Parameters",
+            "parameter": [
+                {"name": "subscription", "valueReference": {"reference": f"Subscription/{subscription_id}"}},
+                {"name": "resent", "valueInteger": resent},
+            ],
+        }
+    )
+
+
+@router.websocket("/websocket")
+async def websocket_channel(websocket: WebSocket) -> None:
+    await websocket.accept()
+    runtime: SubscriptionRuntime = websocket.app.state.subscriptions
+    service: FhirService = websocket.app.state.service
+    try:
+        while True:
+            command, _, subscription_id = (await websocket.receive_text()).strip().partition(" ")
+            if command != "bind" or not subscription_id:
+                await websocket.send_text("error expected 'bind {subscription id}'")
+                continue
+            if not await _is_websocket_subscription(service, subscription_id):
+                await websocket.send_text(f"error {subscription_id} is not a live websocket Subscription")
+                continue
+            runtime.hub.bind(subscription_id, websocket)
+            await websocket.send_text(f"bound {subscription_id}")
+    except WebSocketDisconnect:
+        pass
+    finally:
+        runtime.hub.unbind(websocket)
+
+
+async def _is_websocket_subscription(service: FhirService, subscription_id: str) -> bool:
+    try:
+        stored = await service.read("Subscription", subscription_id)
+        subscription = orjson.loads(stored.body)
+        return read_channel(subscription).type == WEBSOCKET and subscription.get("status") in (
+            "requested",
+            "active",
+            "error",
+        )
+    except FhirError:
+        return False

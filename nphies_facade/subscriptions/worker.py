@@ -1,0 +1,50 @@
+"""The worker process (`nphies-facade worker`): the relay (when it holds the lease), rest-hook deliveries,
+the reconciler, and an arq consumer running workflow jobs from Redis."""
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+from ..resources.clock import Clock, system_clock
+from ..resources.search.definitions import SearchRegistry
+from ..resources.search.extraction import Extractor
+from ..resources.service import FhirService
+from ..resources.sqlite.store import SqliteStore
+from .arq_queue import ArqQueue, run_arq_worker
+from .config import SubscriptionConfig
+from .runtime import SubscriptionRuntime
+
+log = logging.getLogger("nphies_facade.subscriptions")
+
+
+async def run_worker(
+    service: FhirService, config: SubscriptionConfig, stop: asyncio.Event, clock: Clock = system_clock
+) -> None:
+    if config.redis_url is None:
+        raise ValueError("the worker needs NPHIES_FACADE_REDIS_URL; without it `serve` runs the jobs itself")
+    runtime = SubscriptionRuntime(
+        service, config, clock, relay=True, websockets=False, queue=ArqQueue(config.redis_url)
+    )
+    await runtime.start()
+    log.info("worker %s started", runtime.name)
+    try:
+        await run_arq_worker(runtime.runner.run, config, stop)
+    finally:
+        await runtime.stop()
+        log.info("worker %s stopped", runtime.name)
+
+
+async def serve_worker(database_path: Path, config: SubscriptionConfig) -> None:
+    """Opens the store, runs the worker until SIGTERM or SIGINT, and closes the store."""
+    store = SqliteStore(database_path)
+    await store.open()
+    service = FhirService(store, Extractor(SearchRegistry()))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await run_worker(service, config, stop)
+    finally:
+        await store.close()
