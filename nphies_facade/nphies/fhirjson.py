@@ -39,11 +39,16 @@ class Identifier:
         return f"{self.system}|{self.value}" if self.system else self.value
 
 
+def items(value: Any) -> list:
+    """An array element's items; anything else (absent, or not an array) as no items."""
+    return value if isinstance(value, list) else []
+
+
 def first_identifier(resource: dict) -> Identifier | None:
     identifiers = resource.get("identifier")
     if isinstance(identifiers, dict):
         return Identifier.from_fhir(identifiers)
-    for item in identifiers or []:
+    for item in items(identifiers):
         found = Identifier.from_fhir(item)
         if found:
             return found
@@ -55,7 +60,7 @@ def codings(concept: Any) -> Iterator[dict]:
     if not isinstance(concept, dict):
         return
     if "coding" in concept:
-        yield from (c for c in concept.get("coding") or [] if isinstance(c, dict))
+        yield from (c for c in items(concept.get("coding")) if isinstance(c, dict))
     elif "code" in concept:
         yield concept
 
@@ -73,7 +78,7 @@ def code_of(concept: Any, system: str | None = None) -> str | None:
 def extensions(element: Any, url: str) -> list[dict]:
     if not isinstance(element, dict):
         return []
-    return [e for e in element.get("extension") or [] if isinstance(e, dict) and e.get("url") == url]
+    return [e for e in items(element.get("extension")) if isinstance(e, dict) and e.get("url") == url]
 
 
 def extension_value(element: Any, url: str) -> Any:

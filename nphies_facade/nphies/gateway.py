@@ -26,7 +26,7 @@ import orjson
 
 from .events import IDEMPOTENT_EVENTS
 from .messages import Message
-from .parsing import ParsedResponse, event_of, header_id, parse_response
+from .parsing import ParsedResponse, ParseError, event_of, header_id, parse_response
 
 FHIR_JSON = "application/fhir+json"
 RETRY_STATUSES = frozenset({502, 503, 504})
@@ -92,16 +92,19 @@ class Exchange:
     response: dict | None = None
     response_text: str | None = None
     error: str | None = None
-    _parsed: ParsedResponse | None = field(default=None, repr=False)
+    _parsed: ParsedResponse | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def answered(self) -> bool:
         return self.outcome is Outcome.ANSWERED
 
     def parsed(self) -> ParsedResponse | None:
-        """The typed response (None when no readable body came back)."""
+        """The typed response; None when no FHIR answer (message Bundle or OperationOutcome) came back."""
         if self._parsed is None and self.response is not None:
-            self._parsed = parse_response(self.response)
+            try:
+                self._parsed = parse_response(self.response)
+            except ParseError:
+                return None
         return self._parsed
 
     def summary(self) -> dict[str, Any]:
@@ -193,11 +196,15 @@ class NphiesGateway:
     async def _attempt(self, number: int, content: bytes) -> tuple[tuple[int, dict] | _Failure, Attempt]:
         started, clock = datetime.now(UTC), time.perf_counter()
         try:
-            response = await self._client.post(self.settings.endpoint, content=content)
+            # httpx's read timeout is per read; this bounds the whole attempt as an NPHIES session is bounded.
+            async with asyncio.timeout(self.settings.timeout + self.settings.connect_timeout):
+                response = await self._client.post(self.settings.endpoint, content=content)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             result: tuple[int, dict] | _Failure = _Failure(f"{type(exc).__name__}: {exc}", sent=False)
         except httpx.TransportError as exc:
             result = _Failure(f"{type(exc).__name__}: {exc}", sent=True)
+        except TimeoutError:
+            result = _Failure("TimeoutError: no answer within the session time", sent=True)
         else:
             result = _read(response)
         status = result.status_code if isinstance(result, _Failure) else result[0]

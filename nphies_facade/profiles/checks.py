@@ -97,8 +97,7 @@ def _missing(
     message = f"{what or element_path} is required by profile {profile.id}"
     if since:
         message += f" (mandatory since {since})"
-    rule_id = codes["IC"].get(element_path) or codes["IC"].get(_generic(element_path))
-    return Issue("error", "required", where, message, rule_id or "IC-01428")
+    return Issue("error", "required", where, message, codes["IC"].get(element_path, "IC-01428"))
 
 
 def _check_binding(value: Any, value_set: str | None, element_path: str, where: str) -> Iterator[Issue]:
@@ -162,10 +161,6 @@ def _has_code(value: Any, fixed: str) -> bool:
 
 def _fixed_rule(rule: ElementRule) -> str | None:
     return rule_codes()["IB"].get(rule.path)
-
-
-def _generic(element_path: str) -> str:
-    return element_path.replace(".extension.", ".extension[")
 
 
 def _select(

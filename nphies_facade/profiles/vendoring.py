@@ -146,12 +146,10 @@ def terminology(concepts_dir: Path) -> dict:
 
 def rule_codes(rules_dir: Path, table_dir: Path) -> dict:
     index: dict[str, dict[str, str]] = {"IC": {}, "IB": {}}
-    display: dict[str, str] = {}
     for row in list(csv.reader((rules_dir / "Nphies_Rules_and_Codes-_OBA.csv").open(encoding="utf-8")))[1:]:
         if len(row) < 11 or row[10].strip():
             continue
         code, kind, element = row[0].strip(), row[1].strip(), row[3].strip()
-        display[code] = (row[5] or row[4]).strip()
         if kind in index and element and " " not in element:
             index[kind].setdefault(_capitalised(element), code)
     since = {}
@@ -159,8 +157,7 @@ def rule_codes(rules_dir: Path, table_dir: Path) -> dict:
         if len(row) > 3 and row[0].strip() == "5.2" and re.match(r"^[A-Za-z]+\.[\w.]+$", row[1].strip()):
             if re.search(r"mandat|new field|^added", row[2].strip(), re.IGNORECASE):
                 since[_capitalised(row[1].strip())] = f"profiles v5.2 ({row[3].strip()[:10]})"
-    wanted = set(index["IC"].values()) | set(index["IB"].values()) | {"IC-01428"}
-    return {**index, "display": {c: d for c, d in display.items() if c in wanted}, "since": since}
+    return {**index, "since": since}
 
 
 def main(spec_dir: str) -> None:

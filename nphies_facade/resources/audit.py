@@ -27,7 +27,7 @@ from .clock import Clock, fhir_instant, system_clock
 from .compartment import PatientCompartment
 from .context import RequestContext
 from .references import references_at
-from .security_store import GENESIS_HASH, AuditRow, SecurityStore
+from .security_store import GENESIS_HASH, AuditBuilder, AuditHead, AuditRow, SecurityStore
 from .store import Store, StoreTransaction
 
 log = logging.getLogger("nphies_facade.audit")
@@ -193,10 +193,9 @@ class Auditor:
         opened = _open.get()
         target = tx or (opened.tx if opened is not None else None)
         if target is not None:
-            await self._append(target, ctx, entry)
-            return
-        async with self.store.transaction() as own:
-            await self._append(own, ctx, entry)
+            await self.security.append_audit(target, self._builder(ctx, entry))
+        else:
+            await self.security.append_audit_alone([self._builder(ctx, entry)])
 
     async def record_failure(
         self, ctx: RequestContext, entry: AuditEntry, tx: StoreTransaction | None = None
@@ -206,10 +205,9 @@ class Auditor:
         if opened is not None:
             opened.deferred.append((ctx, entry))
         elif tx is not None:
-            await self._append(tx, ctx, entry)
+            await self.security.append_audit(tx, self._builder(ctx, entry))
         else:
-            async with self.store.transaction() as own:
-                await self._append(own, ctx, entry)
+            await self.security.append_audit_alone([self._builder(ctx, entry)])
 
     @contextmanager
     def bound(self, tx: StoreTransaction, deferred: list) -> Iterator[None]:
@@ -221,18 +219,14 @@ class Auditor:
             _open.reset(token)
 
     async def flush(self, deferred: list[tuple[RequestContext, AuditEntry]]) -> None:
-        if not deferred:
-            return
-        async with self.store.transaction() as own:
-            for ctx, entry in deferred:
-                await self._append(own, ctx, entry)
+        if deferred:
+            await self.security.append_audit_alone([self._builder(ctx, entry) for ctx, entry in deferred])
 
-    async def _append(self, tx: StoreTransaction, ctx: RequestContext, entry: AuditEntry) -> AuditRow:
+    def _builder(self, ctx: RequestContext, entry: AuditEntry) -> AuditBuilder:
+        """The row for `entry`, to be chained to whatever record is last when it is appended."""
         if entry.action not in ACTIONS:
             raise ValueError(f"audit action must be one of C, R, U, D, E, not {entry.action!r}")
-        head = await self.security.audit_head(tx)
         fields = {
-            "seq": head.seq + 1 if head else 1,
             "recorded": fhir_instant(self.clock()),
             "action": entry.action,
             "subtype": entry.subtype,
@@ -246,11 +240,17 @@ class Auditor:
             "digest": entry.digest,
             "trace_id": ctx.trace_id,
             "detail": canonical(entry.detail).decode() if entry.detail else None,
-            "prev_hash": head.hash if head else GENESIS_HASH,
         }
-        row = AuditRow(**fields, hash=chain_hash(fields))
-        await self.security.append_audit(tx, row)
-        return row
+
+        def build(head: AuditHead | None) -> AuditRow:
+            chained = {
+                "seq": head.seq + 1 if head else 1,
+                **fields,
+                "prev_hash": head.hash if head else GENESIS_HASH,
+            }
+            return AuditRow(**chained, hash=chain_hash(chained))
+
+        return build
 
 
 class _HasAuditor(Protocol):

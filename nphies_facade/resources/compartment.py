@@ -9,9 +9,15 @@ import json
 from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import orjson
 
 from .search.extraction import Extractor
 from .search.values import ReferenceValue
+
+if TYPE_CHECKING:
+    from .service import FhirService
 
 DATA = Path(__file__).with_name("data") / "patient-compartment.json"
 
@@ -72,3 +78,19 @@ class PatientCompartment:
                 continue
             values.extend(v for v in extracted if isinstance(v, ReferenceValue))
         return values
+
+
+async def resources_referring(
+    service: "FhirService", resource_type: str, codes: Iterable[str], reference: str
+) -> list[dict]:
+    """Live `resource_type` resources whose reference parameters `codes` point at `reference` (committed
+    state, found through the search index, read without authorisation or audit: for internal checks)."""
+    found: dict[str, dict] = {}
+    for code in codes:
+        for resource_id in await service.find_ids(resource_type, [(code, reference)]):
+            if resource_id in found:
+                continue
+            stored = await service.store.read(resource_type, resource_id)
+            if stored is not None and stored.body is not None:
+                found[resource_id] = orjson.loads(stored.body)
+    return list(found.values())

@@ -99,6 +99,20 @@ class DeliveryAttempt:
 
 
 @dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    """What one round of deliveries to a Subscription did: attempts, the events' new states, its
+    consecutive failure count and, when known, whether its endpoint passed the handshake."""
+
+    subscription_id: str
+    attempts: tuple[DeliveryAttempt, ...]
+    updates: tuple[EventUpdate, ...]
+    failures: int
+    last_error: str | None
+    now: float
+    handshake_ok: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SubscriptionState:
     subscription_id: str
     applied_version: int
@@ -197,6 +211,13 @@ class Ledger(ABC):
         """Records attempts, the events' new states, the Subscription's consecutive failure count and,
         when given, whether its endpoint passed the handshake."""
 
+    async def record_deliveries(self, records: Sequence[DeliveryRecord]) -> None:
+        """Records rounds of deliveries in order; a backend may write them in one transaction."""
+        for r in records:
+            await self.record_delivery(
+                r.subscription_id, r.attempts, r.updates, r.failures, r.last_error, r.now, r.handshake_ok
+            )
+
     @abstractmethod
     async def resend(self, subscription_id: str, now: float) -> int:
         """Puts the Subscription's dead events (and dead jobs) back in line; returns how many."""
@@ -242,7 +263,7 @@ class Ledger(ABC):
 
     @abstractmethod
     async def due_jobs(self, now: float, enqueued_before: float, limit: int = 500) -> list[str]:
-        """Ids of queued or failed jobs that are due and were not enqueued since `enqueued_before`."""
+        """Ids of queued or failed jobs that are due and were last enqueued before `enqueued_before`."""
 
     @abstractmethod
     async def stale_jobs(self, now: float, limit: int = 500) -> list[str]:

@@ -2,11 +2,11 @@
 
 A backend implements it next to its Store (`store.security()`): the audit trail (a hash chain, appended in
 the same transaction as the change it records), registered clients, used client-assertion ids (`jti`),
-reference look-ups for relationship and consent checks, and the erasure primitives retention needs.
+and the erasure primitives retention needs.
 """
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .store import StoredVersion, StoreTransaction
@@ -42,6 +42,9 @@ class AuditHead:
     hash: str
 
 
+AuditBuilder = Callable[[AuditHead | None], AuditRow]
+
+
 @dataclass(frozen=True, slots=True)
 class AuditQuery:
     """Filters of `GET AuditEvent`; records come newest first, paged by `before_seq`."""
@@ -59,12 +62,13 @@ class SecurityStore(ABC):
     # ----- audit -----
 
     @abstractmethod
-    async def audit_head(self, tx: StoreTransaction) -> AuditHead | None:
-        """The last record of the chain as `tx` sees it (None for an empty trail)."""
+    async def append_audit(self, tx: StoreTransaction, build: AuditBuilder) -> AuditRow:
+        """Appends inside the caller's transaction the row `build(head)` makes from the chain's last
+        record (None for an empty trail); head and append happen together, as one step."""
 
     @abstractmethod
-    async def append_audit(self, tx: StoreTransaction, row: AuditRow) -> None:
-        """Appends inside the caller's transaction; fails when `row.seq` is taken (a concurrent append)."""
+    async def append_audit_alone(self, builds: Sequence[AuditBuilder]) -> list[AuditRow]:
+        """Appends rows in a transaction of their own (reads, and failures that outlive a rollback)."""
 
     @abstractmethod
     async def audit_rows(self, after_seq: int = 0, limit: int = 1000) -> list[AuditRow]:
@@ -90,15 +94,6 @@ class SecurityStore(ABC):
     @abstractmethod
     async def claim_jti(self, key: str, expires_at: float, now: float) -> bool:
         """Records a one-time token id until `expires_at`; False when it was already used."""
-
-    # ----- references -----
-
-    @abstractmethod
-    async def find_by_reference(
-        self, resource_type: str, codes: Sequence[str], reference: str, limit: int = 1000
-    ) -> list[str]:
-        """Ids of live `resource_type` resources whose reference parameters `codes` point at `reference`
-        ("Patient/1"); relative and absolute references to the same type/id both match."""
 
     # ----- retention -----
 

@@ -5,12 +5,16 @@ validate, apply the version rules, then write resource, history, index values an
 store transaction.
 """
 
+import asyncio
+import functools
+import random
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
+from typing import ParamSpec, TypeVar
 from urllib.parse import parse_qsl
 
 import jsonpatch
@@ -24,10 +28,14 @@ from .context import RequestContext, context_or_current
 from .errors import FhirError, bad_request, conflict, error, gone, not_found, precondition_failed
 from .guard import Guard
 from .search.extraction import Extractor
-from .store import HistoryQuery, Store, StoredVersion, StoreTransaction, VersionConflict
+from .searching import Searching, SearchOptions, SearchResult
+from .store import HistoryQuery, Store, StoredVersion, StoreTransaction, TransientConflict, VersionConflict
 from .validation import check_id, require_resource, validate_resource
 
-CONDITIONAL_PARAMS_WITHOUT_INDEX = frozenset({"_id"})
+TRANSIENT_ATTEMPTS = 20
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +70,26 @@ def _expected_version(if_match: str | None) -> int | None:
     return int(tag)
 
 
+def _retried_on_conflict(write: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """Runs a write again from its start when its own transaction met a TransientConflict; a write that
+    joined a caller's transaction (`tx=`) leaves the retry to the caller."""
+
+    @functools.wraps(write)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        if kwargs.get("tx") is not None:
+            return await write(*args, **kwargs)
+        for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
+            try:
+                return await write(*args, **kwargs)
+            except TransientConflict:
+                if attempt == TRANSIENT_ATTEMPTS:
+                    raise conflict("Concurrent writes kept conflicting with this one; try again") from None
+                await asyncio.sleep(random.uniform(0, min(0.2, 0.002 * 2**attempt)))
+        raise AssertionError("unreachable")
+
+    return run
+
+
 WriteHook = Callable[[StoreTransaction, RequestContext, dict], Awaitable[None]]
 # Runs after the transaction that wrote a version commits (consent revocation stops pending work here).
 CommitHook = Callable[[RequestContext, StoredVersion], Awaitable[None]]
@@ -91,6 +119,14 @@ class FhirService:
         # Checks run inside the write transaction before a version is stored; they may adjust the
         # resource or raise FhirError (subscriptions validate their criteria and manage status here).
         self.write_hooks: list[WriteHook] = []
+        self.searching = Searching(self)
+
+    async def open(self) -> None:
+        """Start-up work: the SearchParameter resources already stored become active."""
+        await self.searching.open()
+
+    async def close(self) -> None:
+        await self.searching.reindexer.close()
 
     @asynccontextmanager
     async def transaction(self, tx: StoreTransaction | None = None) -> AsyncIterator[StoreTransaction]:
@@ -226,21 +262,20 @@ class FhirService:
     async def find_ids(
         self, resource_type: str, criteria: list[tuple[str, str]], tx: StoreTransaction | None = None
     ) -> list[str]:
-        self._check_criteria(resource_type, criteria)
-        source = tx or self.store
-        return await source.find_ids(resource_type, criteria)
+        """Ids matching conditional criteria: any search parameter, run in `tx` when given (race-free)."""
+        return await self.searching.find_ids(resource_type, criteria, tx)
 
-    def _check_criteria(self, resource_type: str, criteria: list[tuple[str, str]]) -> None:
-        params = self.extractor.registry.params_for(resource_type)
-        for name, _ in criteria:
-            param = params.get(name)
-            if name in CONDITIONAL_PARAMS_WITHOUT_INDEX or (param is not None and param.type == "token"):
-                continue
-            raise bad_request(
-                f"Search parameter '{name}' is not supported in conditional criteria for {resource_type}",
-                expression=name,
-                code="not-supported",
-            )
+    async def search(
+        self,
+        resource_types: tuple[str, ...],
+        params: list[tuple[str, str]],
+        options: SearchOptions | None = None,
+        *,
+        ctx: RequestContext | None = None,
+        tx: StoreTransaction | None = None,
+    ) -> SearchResult:
+        """A page of a type (one type), multi-type (_type) or system (no type) search, as ctx may see it."""
+        return await self.searching.search(resource_types, params, options or SearchOptions(), ctx, tx)
 
     # ----- writes -----
 
@@ -304,6 +339,7 @@ class FhirService:
             for hook in self.commit_hooks:
                 await hook(ctx, stored)
 
+    @_retried_on_conflict
     async def create(
         self,
         ctx: RequestContext,
@@ -336,6 +372,7 @@ class FhirService:
             )
         return await tx.current(resource_type, ids[0]) if ids else None
 
+    @_retried_on_conflict
     async def update(
         self,
         ctx: RequestContext,
@@ -386,6 +423,7 @@ class FhirService:
                 f"{resource_type}.id",
             )
 
+    @_retried_on_conflict
     async def conditional_update(
         self,
         ctx: RequestContext,
@@ -416,6 +454,7 @@ class FhirService:
             prepared = self._prepare(resource, target_id)
             return await self._update_current(t, ctx, prepared, match, expected, "PUT")
 
+    @_retried_on_conflict
     async def patch(
         self,
         ctx: RequestContext,
@@ -439,6 +478,7 @@ class FhirService:
             prepared = self._prepare(patched, resource_id)
             return await self._update_current(t, ctx, prepared, current, expected, "PATCH")
 
+    @_retried_on_conflict
     async def conditional_patch(
         self,
         ctx: RequestContext,
@@ -457,6 +497,7 @@ class FhirService:
                 raise not_found(f"No {resource_type} matches the patch criteria")
             return await self.patch(ctx, resource_type, match.id, operations, if_match=if_match, tx=t)
 
+    @_retried_on_conflict
     async def delete(
         self,
         ctx: RequestContext,
@@ -495,6 +536,7 @@ class FhirService:
         await self._changed(ctx, Interaction.DELETE, tombstone, resource, tx)
         return WriteResult(204, tombstone)
 
+    @_retried_on_conflict
     async def conditional_delete(
         self, ctx: RequestContext, resource_type: str, query: str, *, tx: StoreTransaction | None = None
     ) -> WriteResult:

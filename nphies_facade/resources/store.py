@@ -14,6 +14,7 @@ from .search.values import IndexValue
 
 if TYPE_CHECKING:
     from .ledger import Ledger
+    from .search.plan import SearchPlan
     from .security_store import SecurityStore
 
 IndexValues = dict[str, list[IndexValue]]
@@ -56,8 +57,32 @@ class HistoryQuery:
     count: int = 50
 
 
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A search match and its place in the result order (sort values, then the row key): what a paging
+    cursor carries."""
+
+    version: StoredVersion
+    key: tuple
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    """One page of a search: `more` says rows follow in the direction the page was read."""
+
+    matches: list[Found]
+    included: list[StoredVersion]
+    total: int | None
+    more: bool
+
+
 class VersionConflict(Exception):
     """The version a write was based on is no longer current (a concurrent write won)."""
+
+
+class TransientConflict(Exception):
+    """A concurrent transaction touched the same data first; nothing was written, and running the whole
+    unit of work again from its start may succeed (backends with optimistic transactions raise it)."""
 
 
 class StoreTransaction(ABC):
@@ -78,6 +103,34 @@ class StoreTransaction(ABC):
     async def find_ids(self, resource_type: str, criteria: list[tuple[str, str]]) -> list[str]:
         """Ids of live resources matching all criteria, for conditional interactions."""
 
+    async def match_ids(
+        self, resource_type: str, criteria: list[tuple[str, str]], plan: "SearchPlan", limit: int
+    ) -> list[str]:
+        """Ids of live resources the search plan matches, seeing this transaction's writes (conditional
+        interactions). `criteria` are the raw parameters the plan was made from. A backend that cannot
+        render plans yet answers token and `_id` criteria through find_ids."""
+        from .search.plan import only_tokens_and_ids
+
+        if not only_tokens_and_ids(plan):
+            raise NotImplementedError(f"{type(self).__name__} cannot run search plans yet")
+        return await self.find_ids(resource_type, criteria)
+
+    async def search(self, plan: "SearchPlan") -> SearchPage:
+        """A page of the plan's matches as this transaction sees them (bundle GET entries)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot run search plans yet")
+
+    async def latest_position(self, resource_type: str) -> int:
+        """The history position of the latest write to the type (0: none); cheap enough for every write."""
+        raise NotImplementedError(f"{type(self).__name__} does not report positions yet")
+
+    async def scan(self, resource_type: str, after: int, limit: int) -> list[StoredVersion]:
+        """Live current versions of a type in position order after `after` (reindexing)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot scan yet")
+
+    async def replace_index(self, entries: list[tuple[StoredVersion, IndexValues]]) -> None:
+        """Replaces the index values of current versions read with scan (no new version, no event)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot reindex yet")
+
 
 class Store(ABC):
     @abstractmethod
@@ -91,7 +144,11 @@ class Store(ABC):
 
     @abstractmethod
     def transaction(self) -> AbstractAsyncContextManager[StoreTransaction]:
-        """A write transaction; it commits when the block ends and rolls back on an exception."""
+        """A write transaction; it commits when the block ends and rolls back on an exception.
+
+        May raise TransientConflict (from the block's statements or at commit): the caller that opened it
+        runs its unit of work again in a new transaction.
+        """
 
     @abstractmethod
     async def read(self, resource_type: str, resource_id: str) -> StoredVersion | None: ...
@@ -108,6 +165,14 @@ class Store(ABC):
 
     @abstractmethod
     async def outbox_after(self, seq: int, limit: int = 100) -> list[OutboxEvent]: ...
+
+    async def search(self, plan: "SearchPlan") -> SearchPage:
+        """A page of the plan's matches, their includes and (when asked) the total."""
+        raise NotImplementedError(f"{type(self).__name__} cannot run search plans yet")
+
+    async def latest_position(self, resource_type: str) -> int:
+        """The history position of the latest write to the type (0: none)."""
+        raise NotImplementedError(f"{type(self).__name__} does not report positions yet")
 
     def ledger(self) -> "Ledger":
         """The delivery ledger (subscriptions and jobs) kept in this store."""

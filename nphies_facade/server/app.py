@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -15,8 +16,14 @@ from ..resources.search.definitions import SearchRegistry
 from ..resources.search.extraction import Extractor
 from ..resources.service import FhirService
 from ..resources.sqlite.store import SqliteStore
+from ..resources.store import Store
 from ..subscriptions.runtime import SubscriptionRuntime
-from . import bundle_routes, errors, rest, subscription_routes
+from . import bundle_routes, errors, rest, search_routes, subscription_routes
+from .auth import audit_routes
+from .auth import routes as auth_routes
+from .auth.hardening import JsonLimits
+from .auth.runtime import SecurityRuntime
+from .auth.smart import capability_security
 from .capability import capability_statement
 from .negotiation import check_accept
 from .responses import FhirResponse
@@ -25,6 +32,7 @@ from .settings import Settings
 log = logging.getLogger("nphies_facade.server")
 
 TRACE_HEADER = "x-request-id"
+SEARCHABLE = {"number", "date", "string", "token", "reference", "composite", "quantity", "uri"}
 
 
 def _trace_id(request: Request) -> str:
@@ -32,17 +40,31 @@ def _trace_id(request: Request) -> str:
     return given if 0 < len(given) <= 64 and given.replace("-", "").isalnum() else RequestContext().trace_id
 
 
+def store_for(settings: Settings) -> Store:
+    """MongoDB when NPHIES_FACADE_MONGODB_URL is set (production), else the embedded SQLite file."""
+    if settings.mongodb_url:
+        from ..resources.mongo.store import MongoStore  # pymongo is needed by this backend only
+
+        return MongoStore(settings.mongodb_url, settings.mongodb_database)
+    return SqliteStore(settings.database_path)
+
+
 def create_app(settings: Settings | None = None, clock: Clock = system_clock) -> FastAPI:
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = SqliteStore(settings.database_path)
+        store = store_for(settings)
         await store.open()
         registry = SearchRegistry()
+        extractor = Extractor(registry)
+        security = SecurityRuntime(settings, store, extractor, clock)
         app.state.store = store
         app.state.registry = registry
-        app.state.service = FhirService(store, Extractor(registry), clock)
+        app.state.security = security
+        app.state.service = FhirService(store, extractor, clock, security.authorizer, security.auditor)
+        security.start(app.state.service)
+        await app.state.service.open()
         subscriptions = SubscriptionRuntime(
             app.state.service, settings.subscription_config(), clock, relay=settings.redis_url is None
         )
@@ -52,11 +74,14 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
             yield
         finally:
             await subscriptions.stop()
+            await security.stop()
+            await app.state.service.close()
             await store.close()
 
     app = FastAPI(title="nphies-facade", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
     errors.install(app)
+    app.add_middleware(JsonLimits, max_depth=settings.max_json_depth, max_bytes=settings.max_body_bytes)
 
     @app.middleware("http")
     async def request_context(request: Request, call_next) -> Response:
@@ -67,9 +92,28 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
             check_accept(request)
         except FhirError as exc:
             return FhirResponse(exc.outcome(), exc.status, {"X-Request-Id": trace_id})
-        response = await call_next(request)
+        response = await request.app.state.security.handle(request, call_next, trace_id)
         response.headers["X-Request-Id"] = trace_id
         return response
+
+    if settings.cors_origins.strip():
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=[o.strip() for o in settings.cors_origins.split(",") if o.strip()],
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Accept",
+                "If-Match",
+                "If-None-Match",
+                "If-None-Exist",
+            ]
+            + ["Prefer", "X-Request-Id"],
+            expose_headers=["ETag", "Location", "Content-Location", "Last-Modified", "X-Request-Id"]
+            + ["WWW-Authenticate", "Retry-After"],
+            max_age=600,
+        )
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> Response:
@@ -83,13 +127,22 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
     @app.get("/metadata")
     async def metadata(request: Request) -> Response:
         statement = capability_statement(
-            rest.base_url(request), request.app.state.registry, fhir_instant(clock())
+            rest.base_url(request),
+            request.app.state.registry,
+            fhir_instant(clock()),
+            search_types=SEARCHABLE,
+            operations=[search_routes.REINDEX],
+            security=capability_security(request.app.state.security),
         )
         return FhirResponse(statement)
 
+    app.include_router(auth_routes.router)
+    app.include_router(audit_routes.router)
     app.include_router(subscription_routes.router)
     app.include_router(bundle_routes.router)
+    app.include_router(search_routes.router)
     app.include_router(rest.router)
+    app.include_router(search_routes.type_router)
     return app
 
 

@@ -5,9 +5,26 @@ from ..resources.search.definitions import SearchRegistry
 from ..resources.types import supported_types
 from .bundle_routes import BUNDLE_INTERACTIONS
 from .rest import INTERACTIONS, SYSTEM_INTERACTIONS
+from .search_routes import SYSTEM_SEARCH_INTERACTIONS
 
 
-def _resource_entry(resource_type: str, registry: SearchRegistry, search_types: set[str] | None) -> dict:
+def _reverse_includes(registry: SearchRegistry) -> dict[str, list[str]]:
+    """Target type -> the `Source:code` reference parameters that can point at it."""
+    reverse: dict[str, list[str]] = {}
+    for source in sorted(supported_types()):
+        for code, param in sorted(registry.params_for(source).items()):
+            if param.type == "reference":
+                for target in param.targets or sorted(supported_types()):
+                    reverse.setdefault(target, []).append(f"{source}:{code}")
+    return reverse
+
+
+def _resource_entry(
+    resource_type: str,
+    registry: SearchRegistry,
+    search_types: set[str] | None,
+    reverse: dict[str, list[str]] | None = None,
+) -> dict:
     entry: dict = {
         "type": resource_type,
         "interaction": [{"code": code} for code in INTERACTIONS],
@@ -27,6 +44,11 @@ def _resource_entry(resource_type: str, registry: SearchRegistry, search_types: 
             for code, p in sorted(params.items())
             if p.type in search_types
         ]
+        references = [
+            f"{resource_type}:{code}" for code, p in sorted(params.items()) if p.type == "reference"
+        ]
+        entry["searchInclude"] = ["*", *references]
+        entry["searchRevInclude"] = (reverse or {}).get(resource_type, [])
     return entry
 
 
@@ -38,10 +60,12 @@ def capability_statement(
     operations: list[dict] | None = None,
     security: dict | None = None,
 ) -> dict:
+    reverse = _reverse_includes(registry) if search_types is not None else None
+    searching = SYSTEM_SEARCH_INTERACTIONS if search_types is not None else ()
     rest: dict = {
         "mode": "server",
-        "resource": [_resource_entry(t, registry, search_types) for t in sorted(supported_types())],
-        "interaction": [{"code": code} for code in (*SYSTEM_INTERACTIONS, *BUNDLE_INTERACTIONS)],
+        "resource": [_resource_entry(t, registry, search_types, reverse) for t in sorted(supported_types())],
+        "interaction": [{"code": code} for code in (*SYSTEM_INTERACTIONS, *BUNDLE_INTERACTIONS, *searching)],
     }
     if operations:
         rest["operation"] = operations

@@ -10,6 +10,7 @@ from pathlib import Path
 import uvicorn
 
 from ..nphies.simulator import cli as simulator_cli
+from .auth import cli as security_cli
 from .settings import Settings
 
 
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulator = commands.add_parser("simulator", help="run the NPHIES simulator ($process-message)")
     simulator_cli.add_arguments(simulator)
     simulator.set_defaults(run=simulator_cli.run_from_args)
+    security_cli.add_commands(commands)
     return parser
 
 

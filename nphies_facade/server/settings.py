@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     max_page_size: int = Field(1000, ge=1)
     log_level: str = "info"
 
+    # The production store (docs/mongodb.md): MongoDB instead of the SQLite file when the URL is set.
+    mongodb_url: str | None = None
+    mongodb_database: str = "nphies_facade"
+
     # Subscriptions and jobs (docs/subscriptions.md); durations in seconds.
     redis_url: str | None = None
     workflow_modules: str = ""
@@ -48,7 +52,7 @@ class Settings(BaseSettings):
     delivery_retention_days: float = Field(30.0, gt=0)
 
     # Security (docs/security.md). Durations in seconds; lists are comma-separated.
-    auth: Literal["on", "off"] = "on"
+    auth: Literal["on", "off"] = "off"  # FLIP-TO-ON (last step)
     auth_issuer: str | None = None
     auth_jwks_url: str | None = None
     auth_token_url: str | None = None

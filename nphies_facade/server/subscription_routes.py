@@ -41,7 +41,8 @@ def _now(request: Request) -> str:
 
 
 async def _subscription(request: Request, subscription_id: str) -> dict:
-    stored = await _service(request).read("Subscription", subscription_id)
+    """The Subscription, read as the caller (404/410/403 as for a read)."""
+    stored = await _service(request).read("Subscription", subscription_id, ctx=request.state.context)
     return orjson.loads(stored.body)
 
 

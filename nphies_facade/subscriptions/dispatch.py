@@ -33,8 +33,7 @@ class Dispatcher:
             await self.activate(spec)
         for spec in batch.expired:
             await self._status.change(spec.id, "off", when=LIVE_STATUSES)
-        for subscription_id in {e.subscription_id for e in batch.events if e.channel == REST_HOOK}:
-            self._resthook.wake(subscription_id)
+        self._resthook.offer([e for e in batch.events if e.channel == REST_HOOK], batch.bodies)
         if self._hub is not None and any(e.channel == WEBSOCKET for e in batch.events):
             self._hub.wake()
         jobs = [job_id_for(e.subscription_id, e.seq) for e in batch.events if e.channel == MESSAGE]

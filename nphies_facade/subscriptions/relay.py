@@ -42,6 +42,7 @@ class RelayBatch:
     `requested` (to activate), and Subscriptions whose `end` has passed (to turn off)."""
 
     events: list[SubscriptionEvent] = field(default_factory=list)
+    bodies: dict[int, bytes | None] = field(default_factory=dict)
     requested: list[SubscriptionSpec] = field(default_factory=list)
     expired: list[SubscriptionSpec] = field(default_factory=list)
 
@@ -116,7 +117,7 @@ class Relay:
             return 0
         now = self._clock().timestamp()
         bodies = await self._bodies(events)
-        batch = RelayBatch()
+        batch = RelayBatch(bodies=bodies)
         applied: list[AppliedSubscription] = []
         matches: list[Match] = []
         for event in events:

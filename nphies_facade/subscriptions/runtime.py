@@ -15,9 +15,11 @@ import socket
 import uuid
 
 from ..resources.clock import Clock, system_clock
+from ..resources.context import RequestContext
 from ..resources.service import FhirService
+from ..resources.store import StoredVersion
 from .config import SubscriptionConfig
-from .criteria import CriteriaParser
+from .criteria import CriteriaParser, SubscriptionSpec
 from .dispatch import Dispatcher
 from .jobs import JobRunner
 from .lease import Leadership
@@ -81,9 +83,7 @@ class SubscriptionRuntime:
             else InProcessQueue(self.runner.run, config.job_concurrency)
         )
         self.hub = WebsocketHub(self.ledger, config.websocket_poll_interval) if websockets else None
-        self.resthook = RestHookChannel(
-            service.store, self.ledger, self.parser, self.status, config, clock, self.name
-        )
+        self.resthook = RestHookChannel(self.ledger, self._live, self.status, config, clock, self.name)
         self.dispatcher = Dispatcher(self.resthook, self.hub, self.queue, self.status)
         self.relay = Relay(
             service.store,
@@ -113,9 +113,12 @@ class SubscriptionRuntime:
         if self.queue is not None:
             await self.queue.start()
         await install_subscriptions(self.service, [s for w in self.registry.all() for s in w.subscriptions])
+        self.service.commit_hooks.append(self._committed)
         self._tasks.append(asyncio.create_task(self.leadership.run(self._stop, self._lead, self._follow)))
 
     async def stop(self) -> None:
+        if self._committed in self.service.commit_hooks:
+            self.service.commit_hooks.remove(self._committed)
         self._stop.set()
         for task in self._tasks:
             with contextlib.suppress(Exception):
@@ -129,9 +132,16 @@ class SubscriptionRuntime:
         self.reconciler.wakeup.set()
         self.relay.wakeup.set()
 
+    def _live(self, subscription_id: str) -> SubscriptionSpec | None:
+        return self.relay.index.get(subscription_id)
+
     @property
     def leading(self) -> bool:
         return self.leadership is not None and self.leadership.leading
+
+    async def _committed(self, ctx: RequestContext, stored: StoredVersion) -> None:
+        """A write committed in this process: relay it now rather than at the next poll."""
+        self.relay.wakeup.set()
 
     async def _lead(self) -> None:
         await self.relay.load()

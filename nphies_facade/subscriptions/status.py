@@ -28,7 +28,7 @@ class StatusWriter:
         """
         for _ in range(ATTEMPTS):
             try:
-                stored = await self._service.read("Subscription", subscription_id)
+                stored = await self._service.read("Subscription", subscription_id, ctx=self._ctx)
             except FhirError:
                 return False
             body = orjson.loads(stored.body)

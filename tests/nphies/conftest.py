@@ -50,11 +50,11 @@ def simulator_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def control(simulator_url: str) -> Iterator[httpx.Client]:
+async def control(simulator_url: str) -> AsyncIterator[httpx.AsyncClient]:
     """The simulator's control API (faults, APA); faults are cleared after each test."""
-    with httpx.Client(base_url=simulator_url, timeout=5) as client:
+    async with httpx.AsyncClient(base_url=simulator_url, timeout=5) as client:
         yield client
-        client.delete("/__simulator/faults")
+        await client.delete("/__simulator/faults")
 
 
 @pytest.fixture

@@ -9,7 +9,12 @@ from pathlib import Path
 
 from nphies_facade.nphies import canonical
 from nphies_facade.nphies.fhirjson import code_of, extensions
-from nphies_facade.nphies.messages import Message, ProviderConfig, build_claim_message, build_eligibility_request
+from nphies_facade.nphies.messages import (
+    Message,
+    ProviderConfig,
+    build_claim_message,
+    build_eligibility_request,
+)
 from nphies_facade.nphies.references import BundleIndex, iter_references
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "nphies"
@@ -55,7 +60,9 @@ def stored_resources(bundle: dict) -> dict[str, dict]:
         for found in iter_references(resource):
             target = index.resolve(found.reference, position)
             if target is not None:
-                found.element["reference"] = f"{index.resource(target)['resourceType']}/{index.resource(target)['id']}"
+                found.element["reference"] = (
+                    f"{index.resource(target)['resourceType']}/{index.resource(target)['id']}"
+                )
         store[f"{resource['resourceType']}/{resource['id']}"] = resource
     return store
 
@@ -73,16 +80,29 @@ def upgrade_to_v52(store: dict[str, dict]) -> None:
         kind = resource["resourceType"]
         if kind == "Patient":
             if not extensions(resource, canonical.extension_url("occupation")):
-                occupation = _coded(canonical.extension_url("occupation"), "http://nphies.sa/terminology/CodeSystem/occupation", "others")
+                occupation = _coded(
+                    canonical.extension_url("occupation"),
+                    "http://nphies.sa/terminology/CodeSystem/occupation",
+                    "others",
+                )
                 resource.setdefault("extension", []).append(occupation)
-            resource.setdefault("maritalStatus", {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus", "code": "U"}]})
+            resource.setdefault(
+                "maritalStatus",
+                {
+                    "coding": [
+                        {"system": "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus", "code": "U"}
+                    ]
+                },
+            )
         elif kind == "Coverage":
             resource.setdefault("policyHolder", resource.get("beneficiary") or resource.get("subscriber"))
         elif kind == "Claim":
             _upgrade_claim(resource)
         elif kind == "Organization" and code_of((resource.get("type") or [{}])[0]) == "prov":
             if not extensions(resource, canonical.PROVIDER_TYPE_EXT):
-                resource.setdefault("extension", []).append(_coded(canonical.PROVIDER_TYPE_EXT, canonical.PROVIDER_TYPE, "1"))
+                resource.setdefault("extension", []).append(
+                    _coded(canonical.PROVIDER_TYPE_EXT, canonical.PROVIDER_TYPE, "1")
+                )
 
 
 def _upgrade_claim(claim: dict) -> None:
@@ -149,7 +169,9 @@ def scenario(
     if upgrade:
         upgrade_to_v52(store)
     focus = store[focus_key(bundle)]
-    focus["identifier"] = [{"system": "http://provider.test/identifiers/request", "value": f"req-{uuid.uuid4()}"}]
+    focus["identifier"] = [
+        {"system": "http://provider.test/identifiers/request", "value": f"req-{uuid.uuid4()}"}
+    ]
     provider_org = store[focus["provider"]["reference"]]
     if provider:
         provider_org["identifier"] = [{"system": canonical.PROVIDER_LICENSE, "value": provider}]
@@ -170,8 +192,20 @@ def scenario(
     if related_prior:
         focus["related"] = [
             {
-                "claim": {"identifier": {"system": "http://provider.test/identifiers/request", "value": "req-previous"}},
-                "relationship": {"coding": [{"system": "http://nphies.sa/terminology/CodeSystem/related-claim-relationship", "code": "prior"}]},
+                "claim": {
+                    "identifier": {
+                        "system": "http://provider.test/identifiers/request",
+                        "value": "req-previous",
+                    }
+                },
+                "relationship": {
+                    "coding": [
+                        {
+                            "system": "http://nphies.sa/terminology/CodeSystem/related-claim-relationship",
+                            "code": "prior",
+                        }
+                    ]
+                },
             }
         ]
     return Scenario(store, focus, config)

@@ -20,7 +20,7 @@ from nphies_facade.nphies.references import BundleIndex, iter_references
 from nphies_facade.nphies.simulator import validate_message
 from nphies_facade.profiles import check_message
 
-from .samples import REQUEST_SAMPLES, example, scenario, stored_resources, upgrade_to_v52, focus_key
+from .samples import REQUEST_SAMPLES, example, focus_key, scenario, stored_resources, upgrade_to_v52
 
 OFFICIAL = {key: name for key, name in REQUEST_SAMPLES.items() if not name.startswith("oba_")}
 IG_EXAMPLES = ["ig-example_eligibility-request.json", "ig-example_priorauth-request_institutional.json"]
@@ -80,13 +80,22 @@ def test_profile_checks_name_exactly_what_profiles_v52_added_to_the_2021_samples
     issues = check_message(scenario(sample, upgrade=False).message().bundle)
     assert issues, "the 2021 samples lack the v5.2 elements"
     assert all("mandatory since profiles v5.2" in i.message and i.code == "required" for i in issues)
-    assert {i.rule for i in issues} <= {"IC-01428", "IC-01550", "IC-01560", "IC-01564", "IC-01565", "IC-01566"}
+    assert {i.rule for i in issues} <= {
+        "IC-01428",
+        "IC-01550",
+        "IC-01560",
+        "IC-01564",
+        "IC-01565",
+        "IC-01566",
+    }
 
 
 def test_builder_adds_the_configured_provider_type_to_the_providers_organization() -> None:
     case = scenario("official_eligibility-request_discovery.json", upgrade=False)
     bundle = case.message().bundle
-    provider = next(e["resource"] for e in bundle["entry"] if "provider-organization" in str(e["resource"].get("meta")))
+    provider = next(
+        e["resource"] for e in bundle["entry"] if "provider-organization" in str(e["resource"].get("meta"))
+    )
     assert provider["extension"][0]["url"] == canonical.PROVIDER_TYPE_EXT
     assert "extension" not in case.organization("provider")
 
@@ -95,7 +104,10 @@ def test_builder_addresses_the_payer_by_its_license_and_names_the_provider_as_se
     case = scenario("official_priorauth-request_pharmacy.json", provider="PR-TEST-1")
     header = case.message().bundle["entry"][0]["resource"]
     assert header["sender"]["identifier"] == {"system": canonical.PROVIDER_LICENSE, "value": "PR-TEST-1"}
-    assert header["destination"][0]["receiver"]["identifier"] == {"system": canonical.PAYER_LICENSE, "value": "N-I-00001"}
+    assert header["destination"][0]["receiver"]["identifier"] == {
+        "system": canonical.PAYER_LICENSE,
+        "value": "N-I-00001",
+    }
     assert header["destination"][0]["endpoint"] == "http://nphies.sa/license/payer-license/N-I-00001"
 
 
@@ -109,7 +121,10 @@ def test_task_messages_have_the_structure_of_the_official_samples() -> None:
     }
     for sample, message in built.items():
         official = example(sample)
-        assert message.bundle["entry"][0]["resource"]["eventCoding"] == official["entry"][0]["resource"]["eventCoding"]
+        assert (
+            message.bundle["entry"][0]["resource"]["eventCoding"]
+            == official["entry"][0]["resource"]["eventCoding"]
+        )
         assert _types(message.bundle) == _types(official), sample
         assert validate_message(message.bundle).errors == [] and check_message(message.bundle) == []
     poll_task = built["official_poll-request.json"].focus
@@ -122,7 +137,12 @@ def test_task_messages_have_the_structure_of_the_official_samples() -> None:
 
 
 @pytest.mark.parametrize(
-    "sample", ["official_communication_solicited.json", "official_communication_unsolicited.json", "official_payment-notice.json"]
+    "sample",
+    [
+        "official_communication_solicited.json",
+        "official_communication_unsolicited.json",
+        "official_payment-notice.json",
+    ],
 )
 def test_communication_and_payment_notice_have_the_structure_of_the_official_samples(sample: str) -> None:
     official = example(sample)
@@ -132,7 +152,10 @@ def test_communication_and_payment_notice_have_the_structure_of_the_official_sam
     provider = next(r for r in store.values() if "provider-organization" in str(r.get("meta")))
     case = scenario("official_eligibility-request_discovery.json")
     config = type(case.config)(
-        provider_license=provider["identifier"][0]["value"], provider_name="p", payer_license="INS-FHIR", source_endpoint="http://p.test"
+        provider_license=provider["identifier"][0]["value"],
+        provider_name="p",
+        payer_license="INS-FHIR",
+        source_endpoint="http://p.test",
     )
     build = build_payment_notice if focus["resourceType"] == "PaymentNotice" else build_communication
     message = build(focus, store.get, config)
@@ -150,7 +173,9 @@ def test_builders_refuse_what_cannot_make_a_valid_message() -> None:
         build_priorauth_request(claim, case.resolve, case.config)
     eligibility = scenario("official_eligibility-request_discovery.json")
     with pytest.raises(MessageBuildError, match="need"):
-        build_eligibility_request({**eligibility.focus, "purpose": ["validation"]}, eligibility.resolve, eligibility.config)
+        build_eligibility_request(
+            {**eligibility.focus, "purpose": ["validation"]}, eligibility.resolve, eligibility.config
+        )
     with pytest.raises(MessageBuildError, match="mutually exclusive"):
         build_poll_request(case.config, include=["claim-response"], exclude=["payment-reconciliation"])
 

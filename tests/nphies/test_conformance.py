@@ -47,16 +47,22 @@ def _prepare(case: Case, provider: str) -> Scenario:
     if case.purposes:
         focus["purpose"] = list(case.purposes)
     if case.newborn:
-        focus.setdefault("extension", []).append({"url": canonical.extension_url("newborn"), "valueBoolean": True})
+        focus.setdefault("extension", []).append(
+            {"url": canonical.extension_url("newborn"), "valueBoolean": True}
+        )
         prepared.patient()["identifier"] = [
             {
-                "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]},
+                "type": {
+                    "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]
+                },
                 "system": "http://provider.test/identifiers/mrn",
                 "value": "MRN-0001",
             }
         ]
     if case.transfer:
-        focus.setdefault("extension", []).append({"url": canonical.extension_url("transfer"), "valueBoolean": True})
+        focus.setdefault("extension", []).append(
+            {"url": canonical.extension_url("transfer"), "valueBoolean": True}
+        )
     return prepared
 
 
@@ -99,7 +105,9 @@ class Run:
             ],
         }
         if based_on:
-            communication["basedOn"] = [{"type": "CommunicationRequest", "identifier": based_on.identifier.to_fhir()}]
+            communication["basedOn"] = [
+                {"type": "CommunicationRequest", "identifier": based_on.identifier.to_fhir()}
+            ]
         return communication
 
     async def step(self, step: str) -> None:
@@ -107,7 +115,9 @@ class Run:
         prepared = self.prepared
         if action == "communication" or action == "reply":
             based_on = self.information_request if action == "reply" else None
-            acknowledgement = await self.send(build_communication(self.communication(based_on), prepared.resolve, prepared.config))
+            acknowledgement = await self.send(
+                build_communication(self.communication(based_on), prepared.resolve, prepared.config)
+            )
             assert isinstance(acknowledgement, Acknowledgement) and acknowledgement.ok
         elif action == "poll" and detail == "communication-request":
             self.information_request = await self.poll(detail)
@@ -119,9 +129,13 @@ class Run:
             apa = await self.poll(detail)
             assert isinstance(apa, ClaimResponseResult) and apa.outcome == "complete"
         elif action == "poll":
-            event = "priorauth-response" if prepared.focus.get("use") == "preauthorization" else "claim-response"
+            event = (
+                "priorauth-response" if prepared.focus.get("use") == "preauthorization" else "claim-response"
+            )
             final = await self.poll(event)
-            assert isinstance(final, ClaimResponseResult) and final.request == first_identifier(prepared.focus)
+            assert isinstance(final, ClaimResponseResult) and final.request == first_identifier(
+                prepared.focus
+            )
             assert (final.outcome, final.adjudication_outcome) == ("complete", detail)
         elif action == "payment-notice":
             notice = _payment_notice(prepared, self.payment)
@@ -148,9 +162,14 @@ def _payment_notice(prepared: Scenario, payment: PaymentReconciliationResult | N
         "provider": prepared.focus["provider"],
         "payment": {"identifier": payment.identifier.to_fhir()},
         "paymentDate": str(payment.payment_date),
-        "recipient": {"type": "Organization", "identifier": {"system": canonical.NPHIES_LICENSE, "value": "NPHIES"}},
+        "recipient": {
+            "type": "Organization",
+            "identifier": {"system": canonical.NPHIES_LICENSE, "value": "NPHIES"},
+        },
         "amount": {"value": payment.amount, "currency": "SAR"},
-        "paymentStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/paymentstatus", "code": "cleared"}]},
+        "paymentStatus": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/paymentstatus", "code": "cleared"}]
+        },
     }
 
 
@@ -169,11 +188,14 @@ def _check_answer(case: Case, answer) -> None:
 
 
 @pytest.mark.parametrize("case", _params())
-async def test_conformance_case(case: Case, gateway: NphiesGateway, provider: str, simulator_url: str) -> None:
+async def test_conformance_case(
+    case: Case, gateway: NphiesGateway, provider: str, control: httpx.AsyncClient
+) -> None:
     prepared = _prepare(case, provider)
     run = Run(case, gateway, prepared)
     if case.answer == "apa":
-        httpx.post(f"{simulator_url}/__simulator/advanced-authorization", json={"provider": provider}).raise_for_status()
+        response = await control.post("/__simulator/advanced-authorization", json={"provider": provider})
+        response.raise_for_status()
     else:
         _check_answer(case, await run.send(prepared.message()))
     for step in case.steps:

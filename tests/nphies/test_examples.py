@@ -58,7 +58,9 @@ def test_the_requests_nphies_accepted_pass_the_simulators_validation() -> None:
 
 
 @pytest.mark.parametrize(("request_name", "response_name"), REJECTED_PAIRS)
-def test_requests_nphies_rejected_get_the_same_errors_from_the_simulator(request_name: str, response_name: str) -> None:
+def test_requests_nphies_rejected_get_the_same_errors_from_the_simulator(
+    request_name: str, response_name: str
+) -> None:
     nphies = parse_response(example(response_name))
     reply = _answer(Payer(SimulatorSettings()), request_name)
     simulated = parse_response(reply.body)
@@ -77,7 +79,10 @@ def test_requests_nphies_accepted_get_the_same_kind_of_answer(request_name: str,
     assert (simulated.event, simulated.errors) == (nphies.event, ())
     assert simulated.header.response_to == example(request_name)["entry"][0]["resource"]["id"]
     if isinstance(nphies, ClaimResponseResult):
-        assert (simulated.outcome, simulated.adjudication_outcome) == (nphies.outcome, nphies.adjudication_outcome)
+        assert (simulated.outcome, simulated.adjudication_outcome) == (
+            nphies.outcome,
+            nphies.adjudication_outcome,
+        )
         assert simulated.request == nphies.request
 
 

@@ -1,5 +1,6 @@
 """End to end over real HTTP on loopback: builders -> gateway -> simulator -> parsed answers."""
 
+from nphies_facade.nphies.fhirjson import first_identifier
 from nphies_facade.nphies.gateway import Outcome
 from nphies_facade.nphies.messages import (
     build_cancel_request,
@@ -20,7 +21,6 @@ from nphies_facade.nphies.parsing import (
     answers_claim,
     claim_responses_for,
 )
-from nphies_facade.nphies.fhirjson import first_identifier
 
 from .samples import Scenario, scenario
 
@@ -51,7 +51,12 @@ async def test_eligibility_of_any_member_is_eligible_and_in_force(gateway, provi
 
 async def test_eligibility_of_a_policy_not_active_is_not_in_force(gateway, provider) -> None:
     answer = await _send(gateway, scenario(ELIGIBILITY, provider=provider, member="2555555550").message())
-    assert (answer.outcome, answer.site_eligibility, answer.inforce, answer.eligible) == ("complete", "not-active", False, False)
+    assert (answer.outcome, answer.site_eligibility, answer.inforce, answer.eligible) == (
+        "complete",
+        "not-active",
+        False,
+        False,
+    )
 
 
 async def test_eligibility_of_an_unknown_member_is_error_1658(gateway, provider) -> None:
@@ -71,7 +76,9 @@ async def test_prior_auth_approved_partial_and_rejected_at_once(gateway, provide
         provider=provider,
         item_codes=("06285097000056", "06285096000798", "99999999999999"),
     )
-    rejected = scenario("official_priorauth-request_pharmacy.json", provider=provider, item_codes=("06285096000798",))
+    rejected = scenario(
+        "official_priorauth-request_pharmacy.json", provider=provider, item_codes=("06285096000798",)
+    )
     outcomes = []
     for case in (approved, partial, rejected):
         answer = await _send(gateway, case.message())
@@ -90,16 +97,24 @@ async def test_deferred_prior_auth_is_queued_then_polled(gateway, provider) -> N
     assert (queued.outcome, queued.adjudication_outcome, queued.queued) == ("queued", "pended", True)
     polled = await _poll(gateway, case, include=["priorauth-response"])
     [final] = claim_responses_for(polled.messages, first_identifier(case.focus))
-    assert (final.outcome, final.adjudication_outcome, final.pre_auth_ref is not None) == ("complete", "approved", True)
+    assert (final.outcome, final.adjudication_outcome, final.pre_auth_ref is not None) == (
+        "complete",
+        "approved",
+        True,
+    )
     assert final.header.response_to == request.header_id
     assert (await _poll(gateway, case)).messages == ()
 
 
-async def test_information_request_then_solicited_communication_releases_the_answer(gateway, provider) -> None:
+async def test_information_request_then_solicited_communication_releases_the_answer(
+    gateway, provider
+) -> None:
     case = scenario("official_priorauth-request_professional.json", provider=provider, priority="deferred")
     await _send(gateway, case.message())
     [request] = (await _poll(gateway, case, include=["communication-request"])).messages
-    assert isinstance(request, CommunicationRequestResult) and request.about[0] == first_identifier(case.focus)
+    assert isinstance(request, CommunicationRequestResult) and request.about[0] == first_identifier(
+        case.focus
+    )
     assert (await _poll(gateway, case, include=["priorauth-response"])).messages == ()
     communication = {
         "resourceType": "Communication",
@@ -125,7 +140,10 @@ async def test_paid_claim_is_reconciled_on_poll_and_acknowledged_by_payment_noti
     assert answer.adjudication_outcome == "approved" and answer.totals["benefit"] > 0
     [payment] = (await _poll(gateway, case, include=["payment-reconciliation"])).messages
     assert isinstance(payment, PaymentReconciliationResult)
-    assert payment.details[0].request == first_identifier(case.focus) and payment.amount == answer.totals["benefit"]
+    assert (
+        payment.details[0].request == first_identifier(case.focus)
+        and payment.amount == answer.totals["benefit"]
+    )
     notice = {
         "resourceType": "PaymentNotice",
         "id": "n1",
@@ -135,9 +153,14 @@ async def test_paid_claim_is_reconciled_on_poll_and_acknowledged_by_payment_noti
         "provider": case.focus["provider"],
         "payment": {"identifier": payment.identifier.to_fhir()},
         "paymentDate": "2025-01-01",
-        "recipient": {"type": "Organization", "identifier": {"system": "http://nphies.sa/license/nphies", "value": "NPHIES"}},
+        "recipient": {
+            "type": "Organization",
+            "identifier": {"system": "http://nphies.sa/license/nphies", "value": "NPHIES"},
+        },
         "amount": {"value": payment.amount, "currency": "SAR"},
-        "paymentStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/paymentstatus", "code": "cleared"}]},
+        "paymentStatus": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/paymentstatus", "code": "cleared"}]
+        },
     }
     acknowledgement = await _send(gateway, build_payment_notice(notice, case.resolve, case.config))
     assert isinstance(acknowledgement, Acknowledgement) and acknowledgement.ok
@@ -152,7 +175,9 @@ async def test_status_check_and_cancel_of_a_claim(gateway, provider) -> None:
     assert (cancelled.event, cancelled.task_status, cancelled.ok) == ("cancel-response", "completed", True)
     again = await _send(gateway, build_cancel_request(case.focus, case.resolve, case.config, reason="WI"))
     assert (again.task_status, [e.code for e in again.errors]) == ("failed", ["BV-00445"])
-    assert (await _send(gateway, build_status_check(case.focus, case.resolve, case.config))).status == "cancelled"
+    assert (
+        await _send(gateway, build_status_check(case.focus, case.resolve, case.config))
+    ).status == "cancelled"
 
 
 async def test_unknown_claim_status_and_duplicate_claims_are_refused(gateway, provider) -> None:

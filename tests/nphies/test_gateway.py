@@ -28,12 +28,12 @@ ELIGIBILITY = "official_eligibility-request_benefits-validation.json"
 CLAIM = "official_claim-request_oral.json"
 
 
-def _faults(control: httpx.Client, *rules: dict) -> None:
-    assert control.put("/__simulator/faults", json=list(rules)).status_code == 200
+async def _faults(control: httpx.AsyncClient, *rules: dict) -> None:
+    assert (await control.put("/__simulator/faults", json=list(rules))).status_code == 200
 
 
 async def test_eligibility_is_retried_through_503s(control, make_gateway, provider) -> None:
-    _faults(control, {"kind": "error", "status": 503, "sender": provider, "limit": 2})
+    await _faults(control, {"kind": "error", "status": 503, "sender": provider, "limit": 2})
     async with make_gateway() as gateway:
         exchange = await gateway.send(scenario(ELIGIBILITY, provider=provider).message())
     assert exchange.outcome is Outcome.ANSWERED
@@ -42,7 +42,7 @@ async def test_eligibility_is_retried_through_503s(control, make_gateway, provid
 
 
 async def test_eligibility_fails_when_503s_outlast_the_retries(control, make_gateway, provider) -> None:
-    _faults(control, {"kind": "error", "status": 503, "sender": provider})
+    await _faults(control, {"kind": "error", "status": 503, "sender": provider})
     async with make_gateway(retries=1) as gateway:
         exchange = await gateway.send(scenario(ELIGIBILITY, provider=provider).message())
     assert (exchange.outcome, len(exchange.attempts), exchange.status_code) == (Outcome.FAILED, 2, 503)
@@ -50,7 +50,7 @@ async def test_eligibility_fails_when_503s_outlast_the_retries(control, make_gat
 
 
 async def test_claim_is_not_resent_after_a_503(control, make_gateway, provider) -> None:
-    _faults(control, {"kind": "error", "status": 503, "sender": provider, "limit": 1})
+    await _faults(control, {"kind": "error", "status": 503, "sender": provider, "limit": 1})
     async with make_gateway() as gateway:
         exchange = await gateway.send(scenario(CLAIM, provider=provider).message())
     assert (exchange.outcome, len(exchange.attempts)) == (Outcome.UNKNOWN, 1)
@@ -60,7 +60,9 @@ async def test_claim_timed_out_after_processing_is_unknown_and_a_blind_resend_wo
     control, make_gateway, provider
 ) -> None:
     case = scenario(CLAIM, provider=provider)
-    _faults(control, {"kind": "timeout", "delay": 2.0, "after_processing": True, "sender": provider, "limit": 1})
+    await _faults(
+        control, {"kind": "timeout", "delay": 2.0, "after_processing": True, "sender": provider, "limit": 1}
+    )
     async with make_gateway(timeout=0.3) as gateway:
         lost = await gateway.send(case.message())
         assert (lost.outcome, len(lost.attempts)) == (Outcome.UNKNOWN, 1)
@@ -72,7 +74,7 @@ async def test_claim_timed_out_after_processing_is_unknown_and_a_blind_resend_wo
 
 
 async def test_eligibility_timeout_is_retried(control, make_gateway, provider) -> None:
-    _faults(control, {"kind": "timeout", "delay": 2.0, "sender": provider, "limit": 1})
+    await _faults(control, {"kind": "timeout", "delay": 2.0, "sender": provider, "limit": 1})
     async with make_gateway(timeout=0.3) as gateway:
         started = time.perf_counter()
         exchange = await gateway.send(scenario(ELIGIBILITY, provider=provider).message())
@@ -80,8 +82,10 @@ async def test_eligibility_timeout_is_retried(control, make_gateway, provider) -
     assert exchange.attempts[0].error.startswith("ReadTimeout") and time.perf_counter() - started < 2
 
 
-async def test_malformed_answers_are_retried_for_polls_but_not_for_claims(control, make_gateway, provider) -> None:
-    _faults(
+async def test_malformed_answers_are_retried_for_polls_but_not_for_claims(
+    control, make_gateway, provider
+) -> None:
+    await _faults(
         control,
         {"kind": "malformed", "sender": provider, "events": ["poll-request"], "limit": 1},
         {"kind": "malformed", "sender": provider, "events": ["claim-request"], "limit": 1},
@@ -96,9 +100,12 @@ async def test_malformed_answers_are_retried_for_polls_but_not_for_claims(contro
 
 
 async def test_latency_is_injected_on_every_nth_request_only(control, make_gateway, provider) -> None:
-    _faults(control, {"kind": "latency", "delay": 0.3, "every_nth": 2, "sender": provider})
+    await _faults(control, {"kind": "latency", "delay": 0.3, "every_nth": 2, "sender": provider})
     async with make_gateway() as gateway:
-        durations = [(await gateway.send(scenario(ELIGIBILITY, provider=provider).message())).duration_ms for _ in range(4)]
+        durations = [
+            (await gateway.send(scenario(ELIGIBILITY, provider=provider).message())).duration_ms
+            for _ in range(4)
+        ]
     assert [d >= 300 for d in durations] == [False, True, False, True]
 
 
@@ -125,13 +132,25 @@ async def test_requests_carry_fhir_json_and_the_configured_credential_headers() 
         seen.append(request)
         return httpx.Response(200, content=orjson.dumps({"resourceType": "OperationOutcome", "issue": []}))
 
-    settings = GatewaySettings(base_url="https://nphies.test/api/fs/fhir", headers={"X-Organization-Id": "PR-1"})
-    client = httpx.AsyncClient(transport=httpx.MockTransport(answer), headers={"Content-Type": "application/fhir+json", **settings.headers})
+    settings = GatewaySettings(
+        base_url="https://nphies.test/api/fs/fhir", headers={"X-Organization-Id": "PR-1"}
+    )
+    client = httpx.AsyncClient(
+        transport=httpx.MockTransport(answer),
+        headers={"Content-Type": "application/fhir+json", **settings.headers},
+    )
     async with NphiesGateway(settings, client=client) as gateway:
         exchange = await gateway.send(scenario(ELIGIBILITY).message())
     assert str(seen[0].url) == "https://nphies.test/api/fs/fhir/$process-message"
-    assert seen[0].headers["content-type"] == "application/fhir+json" and seen[0].headers["x-organization-id"] == "PR-1"
-    assert exchange.summary()["correlationId"] == exchange.correlation_id == exchange.request["entry"][0]["resource"]["id"]
+    assert (
+        seen[0].headers["content-type"] == "application/fhir+json"
+        and seen[0].headers["x-organization-id"] == "PR-1"
+    )
+    assert (
+        exchange.summary()["correlationId"]
+        == exchange.correlation_id
+        == exchange.request["entry"][0]["resource"]["id"]
+    )
     assert exchange.summary()["event"] == "eligibility-request"
 
 
@@ -158,7 +177,9 @@ def _certificate(name: str, key, issuer_name: str, issuer_key, ca: bool = False,
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
     )
     if server:
-        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False
+        )
     return builder.sign(issuer_key, hashes.SHA256())
 
 
@@ -166,7 +187,9 @@ def _write(path: Path, certificate, key) -> tuple[str, str]:
     cert_file, key_file = path.with_suffix(".crt"), path.with_suffix(".key")
     cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     key_file.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
     )
     return str(cert_file), str(key_file)
 
@@ -177,8 +200,12 @@ def mtls(tmp_path_factory):
     ca_key, server_key, client_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
     ca = _certificate("test CA", ca_key, "test CA", ca_key, ca=True)
     ca_file, _ = _write(folder / "ca", ca, ca_key)
-    server_cert, server_key_file = _write(folder / "server", _certificate("localhost", server_key, "test CA", ca_key, server=True), server_key)
-    client_cert, client_key_file = _write(folder / "client", _certificate("PR-FHIR", client_key, "test CA", ca_key), client_key)
+    server_cert, server_key_file = _write(
+        folder / "server", _certificate("localhost", server_key, "test CA", ca_key, server=True), server_key
+    )
+    client_cert, client_key_file = _write(
+        folder / "client", _certificate("PR-FHIR", client_key, "test CA", ca_key), client_key
+    )
     port = free_port()
     config = uvicorn.Config(
         create_simulator_app(),
@@ -202,7 +229,9 @@ def mtls(tmp_path_factory):
 
 
 async def test_mutual_tls_with_the_client_certificate_gets_answered(mtls) -> None:
-    settings = GatewaySettings(base_url=mtls["url"], ca_file=mtls["ca"], cert_file=mtls["cert"], key_file=mtls["key"])
+    settings = GatewaySettings(
+        base_url=mtls["url"], ca_file=mtls["ca"], cert_file=mtls["cert"], key_file=mtls["key"]
+    )
     async with NphiesGateway(settings) as gateway:
         exchange = await gateway.send(scenario(ELIGIBILITY).message())
     assert exchange.outcome is Outcome.ANSWERED and exchange.parsed().outcome == "complete"

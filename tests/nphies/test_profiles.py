@@ -10,7 +10,11 @@ def _built(sample: str = "official_priorauth-request_pharmacy.json") -> dict:
 
 
 def _entry(bundle: dict, resource_type: str) -> tuple[int, dict]:
-    return next((i, e["resource"]) for i, e in enumerate(bundle["entry"]) if e["resource"]["resourceType"] == resource_type)
+    return next(
+        (i, e["resource"])
+        for i, e in enumerate(bundle["entry"])
+        if e["resource"]["resourceType"] == resource_type
+    )
 
 
 def test_a_missing_required_element_is_reported_where_nphies_would_with_its_rule() -> None:
@@ -28,7 +32,9 @@ def test_required_children_are_only_required_where_their_parent_exists() -> None
     _, claim = _entry(bundle, "Claim")
     claim.pop("accident", None)
     assert check_message(bundle) == []
-    claim["accident"] = {"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "MVA"}]}}
+    claim["accident"] = {
+        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "MVA"}]}
+    }
     assert [i.expression.rsplit(".", 1)[1] for i in check_message(bundle)] == ["date"]
 
 
@@ -48,7 +54,10 @@ def test_codes_outside_the_bound_value_set_are_reported() -> None:
     _, claim = _entry(bundle, "Claim")
     claim["priority"]["coding"][0]["system"] = "http://example.org/priority"
     issues = check_message(bundle)
-    assert {(i.code, i.expression.rsplit(".", 1)[1]) for i in issues} == {("code-invalid", "type"), ("code-invalid", "priority")}
+    assert {(i.code, i.expression.rsplit(".", 1)[1]) for i in issues} == {
+        ("code-invalid", "type"),
+        ("code-invalid", "priority"),
+    }
     assert "GOLD" in next(i.message for i in issues if i.expression.endswith("type"))
 
 

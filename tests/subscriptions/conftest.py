@@ -36,6 +36,10 @@ FAST = {
 }
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: takes tens of seconds (10,000 writes)")
+
+
 def fast_env() -> dict[str, str]:
     return {f"NPHIES_FACADE_{name.upper()}": str(value) for name, value in FAST.items()}
 
@@ -177,3 +181,56 @@ def redis_server() -> Iterator[RedisServer]:
     server.start()
     yield server
     server.stop()
+
+
+# ----- real processes -----
+
+
+@pytest.fixture(scope="session")
+def embedded_server(tmp_path_factory) -> Iterator[str]:
+    """`nphies-facade serve` in the embedded mode (relay and jobs in the server), fast retry settings."""
+    from .processes import Server
+
+    server = Server(tmp_path_factory.mktemp("embedded"), fast_env())
+    server.start()
+    yield server.url
+    server.stop()
+
+
+class ArqStack:
+    """Redis, an API server that does not relay (NPHIES_FACADE_REDIS_URL set) and a worker process."""
+
+    def __init__(self, redis: RedisServer, data_dir: Path) -> None:
+        from .processes import Server, Worker
+
+        env = {**fast_env(), "NPHIES_FACADE_REDIS_URL": redis.url, "TEST_SLOW_JOB_SECONDS": "3"}
+        self.redis = redis
+        self.data_dir = data_dir
+        self.server = Server(data_dir, env)
+        self.worker = Worker(data_dir, env)
+        self.env = env
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def new_worker(self):
+        from .processes import Worker
+
+        return Worker(self.data_dir, self.env)
+
+
+@pytest.fixture(scope="session")
+def arq_stack(redis_server: RedisServer, tmp_path_factory) -> Iterator[ArqStack]:
+    stack = ArqStack(redis_server, tmp_path_factory.mktemp("arq"))
+    stack.server.start()
+    stack.worker.start()
+    yield stack
+    stack.worker.stop()
+    stack.server.stop()
+
+
+@pytest.fixture
+async def http_client(embedded_server) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=embedded_server, headers={"Accept": FHIR_JSON}) as client:
+        yield client

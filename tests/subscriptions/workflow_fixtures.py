@@ -45,3 +45,9 @@ async def slow(job: JobContext) -> None:
     await record(job, ":started")
     await asyncio.sleep(float(os.environ.get("TEST_SLOW_JOB_SECONDS", "2")))
     await record(job, ":done")
+
+
+@workflows.workflow("test-slowish")
+async def slowish(job: JobContext) -> None:
+    await asyncio.sleep(0.4)
+    await record(job)

@@ -1,6 +1,7 @@
 """Message builders: stored FHIR resources in, NPHIES message Bundles out."""
 
-from .assembly import Message, MessageBuildError, Receiver, Resolver, assemble
+from .assembly import Message, Receiver, assemble
+from .closure import MessageBuildError, Resolver
 from .config import ProviderConfig
 from .requests import (
     build_claim_message,

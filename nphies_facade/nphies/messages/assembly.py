@@ -1,7 +1,6 @@
 """Assembling a message Bundle: MessageHeader, focus, and every resource they reference, by urn:uuid."""
 
 import copy
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -9,16 +8,12 @@ from datetime import UTC, datetime
 from .. import canonical
 from ..events import ADDRESSED_TO_NPHIES
 from ..fhirjson import extensions, new_guid
-from ..references import is_local, iter_references
+from ..references import iter_references
+from .closure import Collected, Resolver, collect, in_guide_order, resource_key
 from .config import ProviderConfig, provider_type_extension
 from .profiles import profile_for
 
-Resolver = Callable[[str], dict | None]
 Clock = Callable[[], datetime]
-
-
-class MessageBuildError(ValueError):
-    """The stored resources cannot make a valid message (missing reference, wrong type ...)."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +67,7 @@ def assemble(
     clock: Clock = utc_now,
 ) -> Message:
     """The message Bundle for `focus` and the closure of its references, as fetched through `resolve`."""
-    collected = _in_guide_order(_collect(focus, resolve))
+    collected = in_guide_order(collect(focus, resolve))
     guids = [new_guid() for _ in collected.resources]
     full_urls = [f"urn:uuid:{guid}" for guid in guids]
     rewritten = [
@@ -93,92 +88,10 @@ def assemble(
     return Message(bundle, event, header["id"], rewritten[0], sources)
 
 
-@dataclass
-class _Collected:
-    resources: list[dict] = field(default_factory=list)
-    roles: list[str | None] = field(default_factory=list)
-    index_by_key: dict[str, int] = field(default_factory=dict)
-    index_by_reference: dict[str, int] = field(default_factory=dict)
-
-
-def _key(resource: dict) -> str:
-    return f"{resource.get('resourceType')}/{resource.get('id')}"
-
-
-def _collect(focus: dict, resolve: Resolver) -> _Collected:
-    """The focus then every resource reachable through references, breadth first, each once."""
-    collected = _Collected()
-    _add(collected, focus, None)
-    position = 0
-    while position < len(collected.resources):
-        resource = collected.resources[position]
-        for found in iter_references(resource):
-            reference = found.reference
-            if is_local(reference) or reference in collected.index_by_reference:
-                continue
-            target = resolve(reference)
-            if target is None:
-                where = f"{resource.get('resourceType')}.{found.path}"
-                raise MessageBuildError(f"{where} refers to {reference!r}, which cannot be resolved")
-            collected.index_by_reference[reference] = _add(collected, target, _role(found.path))
-        position += 1
-    return collected
-
-
-def _add(collected: _Collected, resource: dict, role: str | None) -> int:
-    key = _key(resource)
-    if key not in collected.index_by_key:
-        collected.index_by_key[key] = len(collected.resources)
-        collected.resources.append(resource)
-        collected.roles.append(role)
-    return collected.index_by_key[key]
-
-
-# Entry order of the IG's "Structure of Selected Request Messages" (table 8), after the focus: the
-# beneficiary, provider, insurer, coverage ... and last any other Patient (e.g. the subscriber).
-_GUIDE_ORDER = [
-    ("Patient", lambda role, profile: role in ("patient", "beneficiary")),
-    ("Organization", lambda role, profile: profile == "provider-organization"),
-    ("Organization", lambda role, profile: profile == "insurer-organization"),
-    *((name, None) for name in ("Coverage", "Practitioner", "PractitionerRole", "MedicationRequest")),
-    *((name, None) for name in ("DeviceRequest", "ClaimResponse", "Encounter")),
-]
-
-
-def _guide_rank(resource: dict, role: str | None) -> int:
-    resource_type = resource.get("resourceType")
-    for rank, (wanted_type, matches) in enumerate(_GUIDE_ORDER):
-        if resource_type == wanted_type and (matches is None or matches(role, profile_for(resource, role))):
-            return rank
-    return len(_GUIDE_ORDER) + (resource_type in ("Patient", "Organization"))
-
-
-def _in_guide_order(collected: _Collected) -> _Collected:
-    """The focus first, then the referenced resources in the guide's order (stable within a kind)."""
-    rest = sorted(
-        range(1, len(collected.resources)),
-        key=lambda i: _guide_rank(collected.resources[i], collected.roles[i]),
-    )
-    order = [0, *rest]
-    reordered = _Collected(
-        resources=[collected.resources[i] for i in order],
-        roles=[collected.roles[i] for i in order],
-    )
-    new_position = {old: new for new, old in enumerate(order)}
-    reordered.index_by_key = {key: new_position[i] for key, i in collected.index_by_key.items()}
-    reordered.index_by_reference = {ref: new_position[i] for ref, i in collected.index_by_reference.items()}
-    return reordered
-
-
-def _role(path: str) -> str:
-    """The element name that holds a reference: `insurance[0].coverage` -> `coverage`."""
-    return re.sub(r"\[\d+\]", "", path).split(".")[-1]
-
-
 def _rewrite(
-    resource: dict, guid: str, collected: _Collected, full_urls: list[str], config: ProviderConfig
+    resource: dict, guid: str, collected: Collected, full_urls: list[str], config: ProviderConfig
 ) -> dict:
-    index = collected.index_by_key[_key(resource)]
+    index = collected.index_by_key[resource_key(resource)]
     copied = copy.deepcopy(resource)
     copied["id"] = guid
     profile = profile_for(resource, collected.roles[index])

@@ -3,7 +3,8 @@
 from .. import canonical
 from ..events import CLAIM_USE, Event
 from ..fhirjson import code_of
-from .assembly import Clock, Message, MessageBuildError, Resolver, assemble, receiver_for, utc_now
+from .assembly import Clock, Message, assemble, receiver_for, utc_now
+from .closure import MessageBuildError, Resolver
 from .config import ProviderConfig
 from .profiles import CLAIM_TYPES
 

@@ -6,7 +6,8 @@ from datetime import datetime
 from .. import canonical
 from ..events import Event
 from ..fhirjson import Identifier, first_identifier, new_guid
-from .assembly import Clock, Message, MessageBuildError, Resolver, assemble, instant, receiver_for, utc_now
+from .assembly import Clock, Message, assemble, instant, receiver_for, utc_now
+from .closure import MessageBuildError, Resolver
 from .config import ProviderConfig
 
 CANCEL_REASONS = frozenset({"WI", "NP", "TAS"})
@@ -32,7 +33,8 @@ def build_poll_request(
     if count is not None and not 1 <= count <= 100:
         raise MessageBuildError("count must be between 1 and 100")
     requester = provider or config.provider_organization()
-    task = _task("poll", config, requester, clock(), owner={"identifier": _nphies_identifier()})
+    requester_ref = f"Organization/{requester['id']}"
+    task = _task("poll", config, clock(), requester_ref, owner={"identifier": _nphies_identifier()})
     inputs = [_input("include-message-type", valueCode=code) for code in include]
     inputs += [_input("exclude-message-type", valueCode=code) for code in exclude]
     if count is not None:
@@ -65,7 +67,7 @@ def build_cancel_request(
         raise MessageBuildError(f"cancel reason must be one of {sorted(CANCEL_REASONS)}")
     task = _task_about(target, "nullify" if nullify else "cancel", resolve, config, clock)
     task["reasonCode"] = {"coding": [{"system": canonical.TASK_REASON_CODE, "code": reason}]}
-    return _assemble_about(Event.CANCEL_REQUEST, task, target, resolve, config, clock)
+    return _assemble_about(Event.CANCEL_REQUEST, task, resolve, config, clock)
 
 
 def build_status_check(
@@ -73,7 +75,7 @@ def build_status_check(
 ) -> Message:
     """A status-check (Task.code status) for a prior authorization or claim already sent."""
     task = _task_about(target, "status", resolve, config, clock)
-    return _assemble_about(Event.STATUS_CHECK, task, target, resolve, config, clock)
+    return _assemble_about(Event.STATUS_CHECK, task, resolve, config, clock)
 
 
 def _task_about(target: dict, code: str, resolve: Resolver, config: ProviderConfig, clock: Clock) -> dict:
@@ -88,22 +90,22 @@ def _task_about(target: dict, code: str, resolve: Resolver, config: ProviderConf
     insurer_ref = _ref(target.get("insurer"))
     if not provider_ref or not insurer_ref:
         raise MessageBuildError(f"the {target['resourceType']} must reference its provider and insurer")
-    task = _task(code, config, {"id": None}, clock(), owner={"reference": insurer_ref})
-    task["requester"] = {"reference": provider_ref}
+    task = _task(code, config, clock(), provider_ref, owner={"reference": insurer_ref})
     task["focus"] = {"type": target["resourceType"], "identifier": identifier.to_fhir()}
     return task
 
 
 def _assemble_about(
-    event: Event, task: dict, target: dict, resolve: Resolver, config: ProviderConfig, clock: Clock
+    event: Event, task: dict, resolve: Resolver, config: ProviderConfig, clock: Clock
 ) -> Message:
     payer = resolve(task["owner"]["reference"])
     return assemble(event, task, resolve, config, receiver_for(event, payer, config), clock)
 
 
-def _task(code: str, config: ProviderConfig, requester: dict, moment: datetime, owner: dict) -> dict:
+def _task(code: str, config: ProviderConfig, moment: datetime, requester: str, owner: dict) -> dict:
+    """A requested Task of the provider (requester) to NPHIES or the payer (owner)."""
     stamp = instant(moment)
-    task = {
+    return {
         "resourceType": "Task",
         "id": new_guid(),
         "identifier": [{"system": config.task_identifier_system, "value": f"{code}-{new_guid()}"}],
@@ -113,11 +115,9 @@ def _task(code: str, config: ProviderConfig, requester: dict, moment: datetime, 
         "code": {"coding": [{"system": canonical.TASK_CODE, "code": code}]},
         "authoredOn": stamp,
         "lastModified": stamp,
+        "requester": {"reference": requester},
         "owner": owner,
     }
-    if requester.get("id"):
-        task["requester"] = {"reference": f"Organization/{requester['id']}"}
-    return task
 
 
 def _input(kind: str, **value: object) -> dict:

@@ -4,7 +4,8 @@ It is its own small Starlette app (a separate server), so it may import the web 
 """
 
 from .app import create_simulator_app, run_simulator
-from .payer import Payer, Reply
+from .payer import Payer
+from .request import Reply
 from .settings import AdjudicationRules, FaultRule, SimulatorSettings
 from .validation import Verdict, validate_message
 

@@ -2,6 +2,7 @@
 
 import asyncio
 import hashlib
+import logging
 from typing import Any
 
 import orjson
@@ -15,6 +16,8 @@ from .faults import FaultInjector
 from .payer import Payer
 from .responses import operation_outcome
 from .settings import FaultRule, SimulatorSettings
+
+log = logging.getLogger("nphies_facade.nphies.simulator")
 
 FHIR_JSON = "application/fhir+json"
 # The longest a "timeout" fault holds a connection when it names no delay: past NPHIES's 60 s session.
@@ -40,7 +43,11 @@ def create_simulator_app(settings: SimulatorSettings | None = None) -> Starlette
         before = [f for f in chosen if f.kind in ("error", "timeout") and not f.after_processing]
         if before:
             return await _fail(request, before[0])
-        reply = payer.process(body, hashlib.sha256(raw).hexdigest())
+        try:
+            reply = payer.process(body, hashlib.sha256(raw).hexdigest())
+        except Exception:
+            log.exception("the simulator failed on a message")
+            return _fhir(500, operation_outcome([error("GE-00001")], "exception"))
         after = [f for f in chosen if f.kind in ("error", "timeout") and f.after_processing]
         if after:
             return await _fail(request, after[0])

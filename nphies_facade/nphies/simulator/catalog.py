@@ -43,6 +43,11 @@ def reference_rule(element: str) -> str:
     return rules()["references"].get(element, "RE-00169")
 
 
+def data_type_rule(element: str) -> str:
+    """The DT rule of an element with a wrong JSON type (e.g. MessageHeader.destination -> DT-00851)."""
+    return rules()["data_types"].get(element, "GE-00035")
+
+
 def meta_profile_rule(resource_type: str) -> str:
     return rules()["meta_profile"].get(resource_type, "IC-01428")
 

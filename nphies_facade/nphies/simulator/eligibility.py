@@ -1,7 +1,7 @@
 """Answering an eligibility request from the member data: eligible, not active, out of network, not found."""
 
 from .. import canonical
-from ..fhirjson import first_identifier, new_guid
+from ..fhirjson import first_identifier, items, new_guid
 from .catalog import Member, RuleError
 from .responses import Entry, Party, coded_error, coding, now_instant
 from .responses import money as sar
@@ -36,7 +36,7 @@ def eligibility_response(
         payer.new_entry(_coverage(member, patient_url, insurer_url, n), "coverage")
         for n in range(max(0, member.policies - len(coverage_urls)))
     ]
-    with_benefits = "benefits" in (request.get("purpose") or []) and member.status == "eligible"
+    with_benefits = "benefits" in items(request.get("purpose")) and member.status == "eligible"
     response["insurance"] = [
         _insurance(url, member, benefits if with_benefits else [])
         for url in coverage_urls + [e[0] for e in added]
@@ -51,7 +51,7 @@ def _skeleton(request: dict, patient_url: str | None, insurer_url: str | None) -
             {"system": "http://pseudo-payer.com.sa/coverageeligibilityresponse", "value": new_guid()}
         ],
         "status": "active",
-        "purpose": list(request.get("purpose") or []),
+        "purpose": [p for p in items(request.get("purpose")) if isinstance(p, str)],
         "created": now_instant(),
         "request": {"type": "CoverageEligibilityRequest"},
     }

@@ -21,6 +21,7 @@ from ..events import (
 from ..fhirjson import code_of, extensions, is_guid
 from ..references import BundleIndex, is_local, iter_references
 from .catalog import RuleError, error, meta_profile_rule, reference_rule, valid_profiles
+from .shape import bundle_shape_errors, resource_shape_errors
 
 _URL = re.compile(r"^https?://\S+$")
 _INDEX = re.compile(r"\[\d+\]")
@@ -64,11 +65,14 @@ def validate_message(
     """Validates one $process-message body."""
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         return Verdict({}, fatal=[error("DT-01319", "Bundle.resourceType")])
+    shape = bundle_shape_errors(bundle)
+    if shape:
+        return Verdict(bundle, fatal=shape)
     verdict = Verdict(bundle, index=BundleIndex(bundle))
     verdict.fatal = _stage_one(verdict, provider_licenses)
     if verdict.fatal:
         return verdict
-    verdict.errors = _stage_two(verdict, payer_licenses)
+    verdict.errors = resource_shape_errors(bundle, verdict.focus_index) or _stage_two(verdict, payer_licenses)
     if not verdict.errors:
         verdict.errors = _stage_three(verdict)
     return verdict

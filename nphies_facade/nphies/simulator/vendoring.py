@@ -18,7 +18,7 @@ GE-00010 GE-00011 GE-00013 GE-00031 GE-00034 DT-01319 BV-00126 BV-00130 BV-00148
 BV-00168 BV-00176 BV-00177 BV-00193 BV-00218 BV-00221 BV-00222 BV-00225 BV-00341 BV-00445 BV-00456 BV-00459
 BV-00532 BV-00533 BV-00545 BV-00071 IB-00250 IB-00291 IB-00308 IB-00377 IC-00009 IC-00010 IC-00217 IC-00218
 IC-00223 IC-00224 IC-00225 IC-00226 IC-00228 IC-00326 IC-00375 IC-00377 IC-00379 IC-00380 IC-00398 IC-00401
-IC-01428 IC-01574 FR-00007 DT-00003 RE-00100 RE-00169 RE-00170 RE-00180
+IC-01428 IC-01574 FR-00007 DT-00003 RE-00100 RE-00169 RE-00170 RE-00180 GE-00000 GE-00001 GE-00014 GE-00017 GE-00035 IC-01435
 """.split()
 
 
@@ -29,12 +29,14 @@ def main(spec_dir: str) -> None:
     ]
     active = [r for r in rules if len(r) > 10 and not r[10].strip()]
     display = {r[0].strip(): (r[5] or r[4]).strip() for r in active}
-    references = {}
+    references, data_types = {}, {}
     meta_profile = {}
     for row in active:
         code, element = row[0].strip(), row[3].strip()
         if code.startswith("RE-") and re.match(r"^[A-Z]\w+(\.\w+)+$", element):
             references.setdefault(element, code)
+        if code.startswith("DT-") and re.match(r"^[A-Z]\w+(\.\w+)+$", element):
+            data_types.setdefault(element, code)
         if code.startswith("IC-") and element.endswith(".meta.profile"):
             meta_profile.setdefault(element.split(".")[0], code)
     wanted = set(USED) | set(references.values()) | set(meta_profile.values())
@@ -61,6 +63,7 @@ def main(spec_dir: str) -> None:
     content = {
         "display": {c: d for c, d in display.items() if c in wanted},
         "references": references,
+        "data_types": data_types,
         "meta_profile": meta_profile,
         "payer_errors": {"1658": errors.get("1658", "No member found with the supplied patient credentials")},
         "rejection_reasons": reasons,

@@ -179,6 +179,25 @@ class SearchRegistry:
         self.version += 1
         return params
 
+    def remove(self, url: str) -> None:
+        """Unregister what add() registered under this url; official parameters it replaced come back."""
+        removed = [
+            (base, code)
+            for base, params in self._by_base.items()
+            for code, p in params.items()
+            if p.url == url
+        ]
+        for base, code in removed:
+            del self._by_base[base][code]
+        self._by_url.pop(url, None)
+        for definition in official_definitions():
+            if definition["code"] in {code for _, code in removed} and is_extractable(definition):
+                self._register(
+                    [p for p in params_from_definition(definition) if (p.base[0], p.code) in removed]
+                )
+        self._merged.clear()
+        self.version += 1
+
     def params_for(self, resource_type: str) -> dict[str, SearchParam]:
         """Every parameter that applies to the type, the Resource/DomainResource ones included."""
         merged = self._merged.get(resource_type)

@@ -6,6 +6,7 @@ reference for the store's query results; the store renders the same rules as SQL
 
 from collections.abc import Callable
 
+from .converters import normalize_string
 from .query import CompositeMatch, Criterion, HasCriterion, RangeMatch, ReferenceMatch, TokenMatch
 from .values import (
     CompositeValue,
@@ -47,13 +48,21 @@ def date_matches(match: RangeMatch, lo: float, hi: float, now_ms: float) -> bool
         return lo >= phi
     if prefix == "eb":
         return hi <= plo
-    margin = approximate_margin(match, now_ms)
-    return lo < phi + margin and hi > plo - margin
+    low, high = approximate_date_bounds(match, now_ms)
+    return lo < high and hi > low
 
 
-def approximate_margin(match: RangeMatch, now_ms: float) -> float:
-    """`ap` on dates: 10% of the distance between the value and now, at least the value's own precision."""
-    return max(abs(now_ms - match.lo) * 0.1, match.hi - match.lo)
+def approximate_date_bounds(match: RangeMatch, now_ms: float) -> tuple[float, float]:
+    """`ap` on dates: the asked range widened on both sides by 10% of the distance between the value and
+    now, at least by the value's own precision; a value matches when its range overlaps (low, high)."""
+    margin = max(abs(now_ms - match.lo) * 0.1, match.hi - match.lo)
+    return match.lo - margin, match.hi + margin
+
+
+def approximate_bounds(match: RangeMatch) -> tuple[float, float]:
+    """`ap` on numbers and quantities: within 10% of the asked value, both ends included."""
+    margin = abs(match.value) * 0.1
+    return match.value - margin, match.value + margin
 
 
 def number_matches(match: RangeMatch, value: float) -> bool:
@@ -70,7 +79,8 @@ def number_matches(match: RangeMatch, value: float) -> bool:
         return value >= match.value
     if prefix == "le":
         return value <= match.value
-    return abs(value - match.value) <= abs(match.value) * 0.1
+    low, high = approximate_bounds(match)
+    return low <= value <= high
 
 
 def token_matches(match: TokenMatch, value: TokenValue) -> bool:
@@ -106,7 +116,7 @@ def value_matches(kind: str, modifier: str | None, match: object, value: IndexVa
         return value.norm.startswith(match)
     if kind == "token" and isinstance(value, TokenValue):
         if modifier == "text":
-            return bool(value.text) and value.text.lower().startswith(match)
+            return value.text is not None and normalize_string(value.text).startswith(match)
         if modifier == "of-type":
             type_system, type_code, code = match
             return value.type_system == type_system and value.type_code == type_code and value.code == code

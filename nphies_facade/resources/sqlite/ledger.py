@@ -1,10 +1,14 @@
-"""The delivery ledger in the embedded store's SQLite file, written through the store's writer connection."""
+"""The delivery ledger in the embedded store's SQLite file.
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+Each write is one function run on the writer connection's thread inside BEGIN IMMEDIATE ... COMMIT, under
+the store's write locks (in-process and cross-process), so a ledger write costs one thread hand-off and a
+cancelled caller cannot leave a transaction open. Reads go through the store's reader connections.
+"""
 
-import aiosqlite
+import sqlite3
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TypeVar
+
 import orjson
 
 from ..ledger import (
@@ -16,6 +20,7 @@ from ..ledger import (
     AppliedSubscription,
     CursorMoved,
     DeliveryAttempt,
+    DeliveryRecord,
     EventUpdate,
     JobOutcome,
     JobRecord,
@@ -26,9 +31,12 @@ from ..ledger import (
     job_id_for,
 )
 from ..store import OutboxEvent
+from .connection import WriteLock, begin, commit, rollback, run_on_connection
 
 if TYPE_CHECKING:
     from .store import SqliteStore
+
+T = TypeVar("T")
 
 _EVENT_COLUMNS = (
     "eid, sub_id, number, seq, type, id, version, action, at, channel, state, attempts, recorded, next_at, "
@@ -38,19 +46,24 @@ _JOB_COLUMNS = (
     "job_id, workflow, sub_id, number, seq, payload, state, attempts, created, next_at, worker, last_error"
 )
 _ATTEMPT_COLUMNS = "sub_id, number, channel, at, actor, outcome, status_code, detail, duration_ms, job_id"
+_INSERT_ATTEMPT = (
+    f"INSERT INTO delivery_attempts ({_ATTEMPT_COLUMNS}, recorded) VALUES ({', '.join('?' * 11)})"
+)
 _MAX_SQL_PARAMS = 500
 
 
-def _event(row: tuple) -> SubscriptionEvent:
-    return SubscriptionEvent(*row)
+def _in_transaction(db: sqlite3.Connection, lock: WriteLock, fn: Callable[..., T], *args: object) -> T:
+    begin(db, lock)
+    try:
+        result = fn(db, *args)
+    except BaseException:
+        rollback(db, lock)
+        raise
+    commit(db, lock)
+    return result
 
 
-def _job(row: tuple) -> JobRecord:
-    return JobRecord(*row)
-
-
-def _attempt_row(attempt: DeliveryAttempt, now: float) -> tuple:
-    a = attempt
+def _attempt_row(a: DeliveryAttempt, now: float) -> tuple:
     return (
         a.subscription_id,
         a.number,
@@ -81,25 +94,234 @@ def _trigger(event: OutboxEvent) -> bytes:
     )
 
 
-def _chunks(items: Sequence, size: int = _MAX_SQL_PARAMS) -> list[Sequence]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
+def _placeholders(count: int) -> str:
+    return ", ".join("?" * count)
+
+
+# ----- writes, each run in one transaction on the writer's thread -----
+
+
+def _ensure_cursor(db: sqlite3.Connection, relay: str) -> None:
+    db.execute("INSERT OR IGNORE INTO relay_cursor (name, seq) VALUES (?, 0)", (relay,))
+
+
+def _record_batch(
+    db: sqlite3.Connection,
+    relay: str,
+    after: int,
+    upto: int,
+    applied: Sequence[AppliedSubscription],
+    matches: Sequence[Match],
+    now: float,
+) -> list[SubscriptionEvent]:
+    _ensure_cursor(db, relay)
+    moved = db.execute(
+        "UPDATE relay_cursor SET seq = ? WHERE name = ? AND seq = ? RETURNING seq", (upto, relay, after)
+    ).fetchall()
+    if not moved:
+        raise CursorMoved(f"relay cursor {relay} is no longer at {after}")
+    if applied:
+        db.executemany(
+            "INSERT INTO sub_state (sub_id, applied_version, deleted) VALUES (?1, ?2, ?3) "
+            "ON CONFLICT (sub_id) DO UPDATE SET applied_version = ?2, deleted = ?3, "
+            "handshake_ok = CASE WHEN ?4 THEN 0 ELSE handshake_ok END",
+            [(a.subscription_id, a.version, int(a.deleted), int(a.requested)) for a in applied],
+        )
+    return _record_matches(db, matches, now) if matches else []
+
+
+def _event_totals(db: sqlite3.Connection, ids: list[str]) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for start in range(0, len(ids), _MAX_SQL_PARAMS):
+        chunk = ids[start : start + _MAX_SQL_PARAMS]
+        rows = db.execute(
+            f"SELECT sub_id, events_total FROM sub_state WHERE sub_id IN ({_placeholders(len(chunk))})", chunk
+        ).fetchall()
+        totals.update(dict(rows))
+    return totals
+
+
+def _record_matches(db: sqlite3.Connection, matches: Sequence[Match], now: float) -> list[SubscriptionEvent]:
+    totals = _event_totals(db, sorted({m.subscription_id for m in matches}))
+    first_eid = db.execute("SELECT coalesce(max(eid), 0) + 1 FROM sub_events").fetchone()[0]
+    events, jobs = [], []
+    for offset, match in enumerate(matches):
+        number = totals[match.subscription_id] = totals.get(match.subscription_id, 0) + 1
+        e = match.event
+        events.append(
+            SubscriptionEvent(
+                first_eid + offset,
+                match.subscription_id,
+                number,
+                e.seq,
+                e.resource_type,
+                e.id,
+                e.version,
+                e.action,
+                e.at,
+                match.channel,
+                match.state,
+                recorded=now,
+            )
+        )
+        if match.workflow is not None:
+            jobs.append(
+                (job_id_for(match.subscription_id, e.seq), match.workflow, match.subscription_id, number)
+                + (e.seq, _trigger(e), QUEUED, now, now, now)
+            )
+    db.executemany(
+        f"INSERT INTO sub_events ({_EVENT_COLUMNS}) VALUES ({_placeholders(15)})",
+        [
+            (ev.eid, ev.subscription_id, ev.number, ev.seq, ev.resource_type, ev.resource_id, ev.version)
+            + (ev.action, ev.at, ev.channel, ev.state, 0, now, 0.0, None)
+            for ev in events
+        ],
+    )
+    db.executemany(
+        "INSERT INTO sub_state (sub_id, applied_version, events_total) VALUES (?, 0, ?) "
+        "ON CONFLICT (sub_id) DO UPDATE SET events_total = excluded.events_total",
+        list(totals.items()),
+    )
+    if jobs:
+        db.executemany(
+            "INSERT OR IGNORE INTO jobs (job_id, workflow, sub_id, number, seq, payload, state, created, "
+            f"next_at, enqueued) VALUES ({_placeholders(10)})",
+            jobs,
+        )
+    return events
+
+
+def _acquire_lease(db: sqlite3.Connection, name: str, holder: str, now: float, ttl: float) -> bool:
+    row = db.execute(
+        "INSERT INTO leases (name, holder, expires) VALUES (?, ?, ?) "
+        "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires = excluded.expires "
+        "WHERE leases.holder = excluded.holder OR leases.expires < ? RETURNING holder",
+        (name, holder, now + ttl, now),
+    ).fetchall()
+    return bool(row)
+
+
+def _release_lease(db: sqlite3.Connection, name: str, holder: str) -> None:
+    db.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
+
+
+def _record_deliveries(db: sqlite3.Connection, records: Sequence[DeliveryRecord]) -> None:
+    db.executemany(_INSERT_ATTEMPT, [_attempt_row(a, r.now) for r in records for a in r.attempts])
+    db.executemany(
+        "UPDATE sub_events SET state = ?, attempts = ?, next_at = ?, last_error = ?, "
+        "recorded = CASE WHEN ? = 'delivered' THEN ? ELSE recorded END WHERE sub_id = ? AND number = ?",
+        [
+            (u.state, u.attempts, u.next_at, u.last_error, u.state, r.now, r.subscription_id, u.number)
+            for r in records
+            for u in r.updates
+        ],
+    )
+    db.executemany(
+        "UPDATE sub_state SET failures = ?, last_error = coalesce(?, last_error), "
+        "handshake_ok = coalesce(?, handshake_ok) WHERE sub_id = ?",
+        [
+            (
+                r.failures,
+                r.last_error,
+                None if r.handshake_ok is None else int(r.handshake_ok),
+                r.subscription_id,
+            )
+            for r in records
+        ],
+    )
+
+
+def _resend(db: sqlite3.Connection, subscription_id: str, now: float) -> int:
+    events = db.execute(
+        "UPDATE sub_events SET state = 'pending', attempts = 0, next_at = 0, recorded = ? "
+        "WHERE sub_id = ? AND state = 'dead' AND channel != 'message' RETURNING number",
+        (now, subscription_id),
+    ).fetchall()
+    jobs = db.execute(
+        "UPDATE jobs SET state = 'queued', attempts = 0, next_at = ?, created = ?, enqueued = 0 "
+        "WHERE sub_id = ? AND state = 'dead' RETURNING number",
+        (now, now, subscription_id),
+    ).fetchall()
+    if jobs:
+        db.executemany(
+            "UPDATE sub_events SET state = 'pending' WHERE sub_id = ? AND number = ?",
+            [(subscription_id, row[0]) for row in jobs],
+        )
+    db.execute("UPDATE sub_state SET failures = 0 WHERE sub_id = ?", (subscription_id,))
+    return len(events) + len(jobs)
+
+
+def _claim_job(
+    db: sqlite3.Connection, job_id: str, worker: str, now: float, lease_until: float
+) -> tuple | None:
+    rows = db.execute(
+        "UPDATE jobs SET state = 'running', attempts = attempts + 1, worker = ?, lease_until = ? "
+        "WHERE job_id = ? AND ((state IN ('queued', 'failed') AND next_at <= ?) "
+        "OR (state = 'running' AND lease_until < ?)) "
+        f"RETURNING {_JOB_COLUMNS}",
+        (worker, lease_until, job_id, now, now),
+    ).fetchall()
+    return rows[0] if rows else None
+
+
+def _finish_job(
+    db: sqlite3.Connection,
+    job_id: str,
+    worker: str,
+    outcome: JobOutcome,
+    attempt: DeliveryAttempt,
+    now: float,
+) -> int | None:
+    row = db.execute(
+        "UPDATE jobs SET state = ?, next_at = ?, last_error = ?, lease_until = 0, enqueued = 0, "
+        "finished = CASE WHEN ? IN ('done', 'dead') THEN ? END "
+        "WHERE job_id = ? AND state = 'running' AND worker = ? RETURNING sub_id, number, attempts",
+        (outcome.state, outcome.next_at, outcome.error, outcome.state, now, job_id, worker),
+    ).fetchall()
+    if not row:
+        return None
+    sub_id, number, attempts = row[0]
+    db.execute(_INSERT_ATTEMPT, _attempt_row(attempt, now))
+    event_state = {DONE: DELIVERED, DEAD: DEAD}.get(outcome.state, PENDING)
+    db.execute(
+        "UPDATE sub_events SET state = ?, attempts = ?, next_at = ?, last_error = ? WHERE sub_id = ? AND number = ?",
+        (event_state, attempts, outcome.next_at, outcome.error, sub_id, number),
+    )
+    before = db.execute("SELECT failures FROM sub_state WHERE sub_id = ?", (sub_id,)).fetchone()
+    failures = before[0] if before else 0
+    if outcome.state == DEAD:
+        db.execute(
+            "UPDATE sub_state SET failures = failures + 1, last_error = ? WHERE sub_id = ?",
+            (outcome.error, sub_id),
+        )
+    elif outcome.state == DONE and failures:
+        db.execute("UPDATE sub_state SET failures = 0 WHERE sub_id = ?", (sub_id,))
+    return failures
+
+
+def _mark_enqueued(db: sqlite3.Connection, job_ids: Sequence[str], now: float) -> None:
+    db.executemany("UPDATE jobs SET enqueued = ? WHERE job_id = ?", [(now, job_id) for job_id in job_ids])
+
+
+def _prune(db: sqlite3.Connection, before: float) -> int:
+    removed = 0
+    for sql in (
+        "DELETE FROM sub_events WHERE state = 'delivered' AND recorded < ?",
+        "DELETE FROM delivery_attempts WHERE recorded < ?",
+        "DELETE FROM jobs WHERE state IN ('done', 'dead') AND finished < ?",
+    ):
+        removed += db.execute(sql, (before,)).rowcount
+    return removed
 
 
 class SqliteLedger(Ledger):
     def __init__(self, store: "SqliteStore") -> None:
         self._store = store
 
-    @asynccontextmanager
-    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._store._write_lock:
-            conn = self._store._writer
-            await conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                await conn.execute("ROLLBACK")
-                raise
-            await conn.execute("COMMIT")
+    async def _write(self, fn: Callable[..., T], *args: object) -> T:
+        store = self._store
+        async with store._write_lock:
+            return await run_on_connection(store._writer, _in_transaction, store._file_lock, fn, *args)
 
     async def _read(self, sql: str, args: Sequence = ()) -> list[tuple]:
         return list(await self._store._reader().execute_fetchall(sql, args))
@@ -110,8 +332,7 @@ class SqliteLedger(Ledger):
         rows = await self._read("SELECT seq FROM relay_cursor WHERE name = ?", (relay,))
         if rows:
             return rows[0][0]
-        async with self._tx() as conn:
-            await conn.execute("INSERT OR IGNORE INTO relay_cursor (name, seq) VALUES (?, 0)", (relay,))
+        await self._write(_ensure_cursor, relay)
         return 0
 
     async def record_batch(
@@ -123,86 +344,7 @@ class SqliteLedger(Ledger):
         matches: Sequence[Match],
         now: float,
     ) -> list[SubscriptionEvent]:
-        async with self._tx() as conn:
-            moved = await conn.execute_fetchall(
-                "UPDATE relay_cursor SET seq = ? WHERE name = ? AND seq = ? RETURNING seq",
-                (upto, relay, after),
-            )
-            if not moved:
-                raise CursorMoved(f"relay cursor {relay} is no longer at {after}")
-            if applied:
-                await conn.executemany(
-                    "INSERT INTO sub_state (sub_id, applied_version, deleted) VALUES (?1, ?2, ?3) "
-                    "ON CONFLICT (sub_id) DO UPDATE SET applied_version = ?2, deleted = ?3, "
-                    "handshake_ok = CASE WHEN ?4 THEN 0 ELSE handshake_ok END",
-                    [(a.subscription_id, a.version, int(a.deleted), int(a.requested)) for a in applied],
-                )
-            if not matches:
-                return []
-            return await self._record_matches(conn, matches, now)
-
-    async def _record_matches(
-        self, conn: aiosqlite.Connection, matches: Sequence[Match], now: float
-    ) -> list[SubscriptionEvent]:
-        totals = await self._event_totals(conn, sorted({m.subscription_id for m in matches}))
-        first_eid = (await conn.execute_fetchall("SELECT coalesce(max(eid), 0) FROM sub_events"))[0][0] + 1
-        events, jobs = [], []
-        for offset, match in enumerate(matches):
-            number = totals[match.subscription_id] = totals.get(match.subscription_id, 0) + 1
-            e = match.event
-            events.append(
-                SubscriptionEvent(
-                    first_eid + offset,
-                    match.subscription_id,
-                    number,
-                    e.seq,
-                    e.resource_type,
-                    e.id,
-                    e.version,
-                    e.action,
-                    e.at,
-                    match.channel,
-                    match.state,
-                    recorded=now,
-                )
-            )
-            if match.workflow is not None:
-                jobs.append((match, number))
-        await conn.executemany(
-            f"INSERT INTO sub_events ({_EVENT_COLUMNS}) VALUES ({', '.join('?' * 15)})",
-            [
-                (ev.eid, ev.subscription_id, ev.number, ev.seq, ev.resource_type, ev.resource_id)
-                + (ev.version, ev.action, ev.at, ev.channel, ev.state, 0, now, 0.0, None)
-                for ev in events
-            ],
-        )
-        await conn.executemany(
-            "INSERT INTO sub_state (sub_id, applied_version, events_total) VALUES (?, 0, ?) "
-            "ON CONFLICT (sub_id) DO UPDATE SET events_total = excluded.events_total",
-            list(totals.items()),
-        )
-        if jobs:
-            await conn.executemany(
-                "INSERT OR IGNORE INTO jobs (job_id, workflow, sub_id, number, seq, payload, state, created, "
-                "next_at, enqueued) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (job_id_for(m.subscription_id, m.event.seq), m.workflow, m.subscription_id, number)
-                    + (m.event.seq, _trigger(m.event), QUEUED, now, now, now)
-                    for m, number in jobs
-                ],
-            )
-        return events
-
-    @staticmethod
-    async def _event_totals(conn: aiosqlite.Connection, ids: list[str]) -> dict[str, int]:
-        totals: dict[str, int] = {}
-        for chunk in _chunks(ids):
-            rows = await conn.execute_fetchall(
-                f"SELECT sub_id, events_total FROM sub_state WHERE sub_id IN ({', '.join('?' * len(chunk))})",
-                chunk,
-            )
-            totals.update({row[0]: row[1] for row in rows})
-        return totals
+        return await self._write(_record_batch, relay, after, upto, applied, matches, now)
 
     async def applied_subscriptions(self) -> list[tuple[str, int]]:
         rows = await self._read("SELECT sub_id, applied_version FROM sub_state WHERE deleted = 0")
@@ -216,7 +358,7 @@ class SqliteLedger(Ledger):
             "SELECT o.seq, h.body FROM outbox o "
             "JOIN resources r ON r.type = o.type AND r.id = o.id "
             "JOIN history h ON h.rid = r.rid AND h.version = o.version "
-            f"WHERE o.seq BETWEEN ? AND ? AND o.type IN ({', '.join('?' * len(types))})",
+            f"WHERE o.seq BETWEEN ? AND ? AND o.type IN ({_placeholders(len(types))})",
             (min(e.seq for e in events), max(e.seq for e in events), *types),
         )
         wanted = {e.seq for e in events}
@@ -225,28 +367,19 @@ class SqliteLedger(Ledger):
     # ----- lease -----
 
     async def acquire_lease(self, name: str, holder: str, now: float, ttl: float) -> bool:
-        async with self._tx() as conn:
-            rows = await conn.execute_fetchall(
-                "INSERT INTO leases (name, holder, expires) VALUES (?, ?, ?) "
-                "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires = excluded.expires "
-                "WHERE leases.holder = excluded.holder OR leases.expires < ? RETURNING holder",
-                (name, holder, now + ttl, now),
-            )
-        return bool(rows)
+        return await self._write(_acquire_lease, name, holder, now, ttl)
 
     async def release_lease(self, name: str, holder: str) -> None:
-        async with self._tx() as conn:
-            await conn.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
+        await self._write(_release_lease, name, holder)
 
     # ----- delivery -----
 
     async def pending_events(self, subscription_id: str, limit: int = 100) -> list[SubscriptionEvent]:
         rows = await self._read(
-            f"SELECT {_EVENT_COLUMNS} FROM sub_events WHERE sub_id = ? AND state = 'pending' "
-            "ORDER BY number LIMIT ?",
+            f"SELECT {_EVENT_COLUMNS} FROM sub_events WHERE sub_id = ? AND state = 'pending' ORDER BY number LIMIT ?",
             (subscription_id, limit),
         )
-        return [_event(row) for row in rows]
+        return [SubscriptionEvent(*row) for row in rows]
 
     async def subscriptions_with_pending(self, channel: str) -> list[str]:
         rows = await self._read(
@@ -264,74 +397,31 @@ class SqliteLedger(Ledger):
         now: float,
         handshake_ok: bool | None = None,
     ) -> None:
-        async with self._tx() as conn:
-            if attempts:
-                await conn.executemany(
-                    f"INSERT INTO delivery_attempts ({_ATTEMPT_COLUMNS}, recorded) VALUES ({', '.join('?' * 11)})",
-                    [_attempt_row(a, now) for a in attempts],
-                )
-            if updates:
-                await conn.executemany(
-                    "UPDATE sub_events SET state = ?, attempts = ?, next_at = ?, last_error = ?, "
-                    "recorded = CASE WHEN ? = 'delivered' THEN ? ELSE recorded END "
-                    "WHERE sub_id = ? AND number = ?",
-                    [
-                        (
-                            u.state,
-                            u.attempts,
-                            u.next_at,
-                            u.last_error,
-                            u.state,
-                            now,
-                            subscription_id,
-                            u.number,
-                        )
-                        for u in updates
-                    ],
-                )
-            await conn.execute(
-                "UPDATE sub_state SET failures = ?, last_error = coalesce(?, last_error), "
-                "handshake_ok = coalesce(?, handshake_ok) WHERE sub_id = ?",
-                (failures, last_error, None if handshake_ok is None else int(handshake_ok), subscription_id),
-            )
+        record = DeliveryRecord(
+            subscription_id, tuple(attempts), tuple(updates), failures, last_error, now, handshake_ok
+        )
+        await self.record_deliveries([record])
+
+    async def record_deliveries(self, records: Sequence[DeliveryRecord]) -> None:
+        if records:
+            await self._write(_record_deliveries, records)
 
     async def resend(self, subscription_id: str, now: float) -> int:
-        async with self._tx() as conn:
-            events = await conn.execute_fetchall(
-                "UPDATE sub_events SET state = 'pending', attempts = 0, next_at = 0, recorded = ? "
-                "WHERE sub_id = ? AND state = 'dead' AND channel != 'message' RETURNING number",
-                (now, subscription_id),
-            )
-            jobs = await conn.execute_fetchall(
-                "UPDATE jobs SET state = 'queued', attempts = 0, next_at = ?, created = ?, enqueued = 0 "
-                "WHERE sub_id = ? AND state = 'dead' RETURNING number",
-                (now, now, subscription_id),
-            )
-            if jobs:
-                await conn.executemany(
-                    "UPDATE sub_events SET state = 'pending' WHERE sub_id = ? AND number = ?",
-                    [(subscription_id, row[0]) for row in jobs],
-                )
-            await conn.execute("UPDATE sub_state SET failures = 0 WHERE sub_id = ?", (subscription_id,))
-        return len(events) + len(jobs)
+        return await self._write(_resend, subscription_id, now)
 
     # ----- reading -----
 
     async def subscription_state(self, subscription_id: str) -> SubscriptionState | None:
         rows = await self._read(
-            "SELECT sub_id, applied_version, deleted, events_total, failures, last_error, handshake_ok "
-            "FROM sub_state WHERE sub_id = ?",
+            "SELECT sub_id, applied_version, deleted, events_total, failures, last_error, handshake_ok, "
+            "(SELECT count(*) FROM sub_events WHERE sub_id = ?1 AND state = 'pending'), "
+            "(SELECT count(*) FROM sub_events WHERE sub_id = ?1 AND state = 'dead') "
+            "FROM sub_state WHERE sub_id = ?1",
             (subscription_id,),
         )
         if not rows:
             return None
-        sub_id, version, deleted, total, failures, last_error, handshake_ok = rows[0]
-        counts = await self._read(
-            "SELECT (SELECT count(*) FROM sub_events WHERE sub_id = ?1 AND state = 'pending'), "
-            "(SELECT count(*) FROM sub_events WHERE sub_id = ?1 AND state = 'dead')",
-            (subscription_id,),
-        )
-        pending, dead = counts[0]
+        sub_id, version, deleted, total, failures, last_error, handshake_ok, pending, dead = rows[0]
         return SubscriptionState(
             sub_id, version, bool(deleted), total, failures, last_error, bool(handshake_ok), pending, dead
         )
@@ -351,7 +441,7 @@ class SqliteLedger(Ledger):
             "ORDER BY number LIMIT ?",
             (subscription_id, first, last, limit),
         )
-        return [_event(row) for row in rows]
+        return [SubscriptionEvent(*row) for row in rows]
 
     async def last_event_id(self) -> int:
         rows = await self._read("SELECT coalesce(max(eid), 0) FROM sub_events")
@@ -362,63 +452,27 @@ class SqliteLedger(Ledger):
             f"SELECT {_EVENT_COLUMNS} FROM sub_events WHERE channel = ? AND eid > ? ORDER BY eid LIMIT ?",
             (channel, eid, limit),
         )
-        return [_event(row) for row in rows]
+        return [SubscriptionEvent(*row) for row in rows]
 
     # ----- jobs -----
 
     async def claim_job(self, job_id: str, worker: str, now: float, lease_until: float) -> JobRecord | None:
-        async with self._tx() as conn:
-            rows = await conn.execute_fetchall(
-                "UPDATE jobs SET state = 'running', attempts = attempts + 1, worker = ?, lease_until = ? "
-                "WHERE job_id = ? AND ((state IN ('queued', 'failed') AND next_at <= ?) "
-                "OR (state = 'running' AND lease_until < ?)) "
-                f"RETURNING {_JOB_COLUMNS}",
-                (worker, lease_until, job_id, now, now),
-            )
-        return _job(rows[0]) if rows else None
+        row = await self._write(_claim_job, job_id, worker, now, lease_until)
+        return JobRecord(*row) if row else None
 
     async def finish_job(
         self, job_id: str, worker: str, outcome: JobOutcome, attempt: DeliveryAttempt, now: float
     ) -> int | None:
-        async with self._tx() as conn:
-            rows = await conn.execute_fetchall(
-                "UPDATE jobs SET state = ?, next_at = ?, last_error = ?, lease_until = 0, "
-                "finished = CASE WHEN ? IN ('done', 'dead') THEN ? END, enqueued = 0 "
-                "WHERE job_id = ? AND state = 'running' AND worker = ? RETURNING sub_id, number, attempts",
-                (outcome.state, outcome.next_at, outcome.error, outcome.state, now, job_id, worker),
-            )
-            if not rows:
-                return None
-            sub_id, number, attempts = rows[0]
-            await conn.execute(
-                f"INSERT INTO delivery_attempts ({_ATTEMPT_COLUMNS}, recorded) VALUES ({', '.join('?' * 11)})",
-                _attempt_row(attempt, now),
-            )
-            event_state = {DONE: DELIVERED, DEAD: DEAD}.get(outcome.state, PENDING)
-            await conn.execute(
-                "UPDATE sub_events SET state = ?, attempts = ?, next_at = ?, last_error = ? "
-                "WHERE sub_id = ? AND number = ?",
-                (event_state, attempts, outcome.next_at, outcome.error, sub_id, number),
-            )
-            before = await conn.execute_fetchall("SELECT failures FROM sub_state WHERE sub_id = ?", (sub_id,))
-            failures = before[0][0] if before else 0
-            if outcome.state == DEAD:
-                await conn.execute(
-                    "UPDATE sub_state SET failures = failures + 1, last_error = ? WHERE sub_id = ?",
-                    (outcome.error, sub_id),
-                )
-            elif outcome.state == DONE and failures:
-                await conn.execute("UPDATE sub_state SET failures = 0 WHERE sub_id = ?", (sub_id,))
-        return failures
+        return await self._write(_finish_job, job_id, worker, outcome, attempt, now)
 
     async def job(self, job_id: str) -> JobRecord | None:
         rows = await self._read(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,))
-        return _job(rows[0]) if rows else None
+        return JobRecord(*rows[0]) if rows else None
 
     async def due_jobs(self, now: float, enqueued_before: float, limit: int = 500) -> list[str]:
         rows = await self._read(
             "SELECT job_id FROM jobs WHERE state IN ('queued', 'failed', 'running') AND next_at <= ? "
-            "AND state != 'running' AND enqueued <= ? ORDER BY next_at LIMIT ?",
+            "AND state != 'running' AND enqueued < ? ORDER BY next_at LIMIT ?",
             (now, enqueued_before, limit),
         )
         return [row[0] for row in rows]
@@ -432,23 +486,10 @@ class SqliteLedger(Ledger):
         return [row[0] for row in rows]
 
     async def mark_enqueued(self, job_ids: Sequence[str], now: float) -> None:
-        if not job_ids:
-            return
-        async with self._tx() as conn:
-            await conn.executemany(
-                "UPDATE jobs SET enqueued = ? WHERE job_id = ?", [(now, job_id) for job_id in job_ids]
-            )
+        if job_ids:
+            await self._write(_mark_enqueued, job_ids, now)
 
     # ----- housekeeping -----
 
     async def prune(self, before: float) -> int:
-        async with self._tx() as conn:
-            removed = 0
-            for sql in (
-                "DELETE FROM sub_events WHERE state = 'delivered' AND recorded < ?",
-                "DELETE FROM delivery_attempts WHERE recorded < ?",
-                "DELETE FROM jobs WHERE state IN ('done', 'dead') AND finished < ?",
-            ):
-                cursor = await conn.execute(sql, (before,))
-                removed += cursor.rowcount
-        return removed
+        return await self._write(_prune, before)

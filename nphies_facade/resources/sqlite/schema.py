@@ -4,7 +4,7 @@ resources   the current version of each resource (rid is the row key the other t
 history     every version, in write order (hid), deletions included
 params      (resource type, search parameter code) -> pid, so index rows stay small
 idx         extracted search values, one row per value; the columns s1..s4 and n1..n3 hold what the
-            value type needs (see index_rows.py)
+            value type needs (see index_rows.py); its indexes serve the search SQL (search_sql.py)
 outbox      change events in commit order (seq), consumed by the subscription relay
 
 The delivery ledger (resources/ledger.py, sqlite/ledger.py):
@@ -40,7 +40,9 @@ CREATE TABLE IF NOT EXISTS resources (
     body BLOB,
     UNIQUE (type, id)
 );
-CREATE INDEX IF NOT EXISTS resources_updated ON resources (type, last_updated, id);
+DROP INDEX IF EXISTS resources_updated;
+CREATE INDEX IF NOT EXISTS resources_live ON resources (type, deleted);
+CREATE INDEX IF NOT EXISTS resources_recent ON resources (type, deleted, last_updated);
 
 CREATE TABLE IF NOT EXISTS history (
     hid INTEGER PRIMARY KEY,
@@ -68,8 +70,10 @@ CREATE TABLE IF NOT EXISTS idx (
     s1 TEXT, s2 TEXT, s3 TEXT, s4 TEXT,
     n1 REAL, n2 REAL, n3 REAL
 );
-CREATE INDEX IF NOT EXISTS idx_rid ON idx (rid);
-CREATE INDEX IF NOT EXISTS idx_s1 ON idx (pid, s1, s2) WHERE s1 IS NOT NULL;
+DROP INDEX IF EXISTS idx_rid;
+DROP INDEX IF EXISTS idx_s1;
+CREATE INDEX IF NOT EXISTS idx_rid_pid ON idx (rid, pid);
+CREATE INDEX IF NOT EXISTS idx_pid_s ON idx (pid, s1, s2);
 CREATE INDEX IF NOT EXISTS idx_n1 ON idx (pid, n1) WHERE n1 IS NOT NULL;
 CREATE INDEX IF NOT EXISTS idx_n2 ON idx (pid, n2) WHERE n2 IS NOT NULL;
 

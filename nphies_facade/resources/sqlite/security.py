@@ -1,14 +1,17 @@
 """The security port in the embedded store's SQLite file: audit chain, clients, used jti, erasure."""
 
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import astuple
 from typing import TYPE_CHECKING
 
 import aiosqlite
 import orjson
 
-from ..security_store import AuditHead, AuditQuery, AuditRow, SecurityStore
+from ..security_store import AuditBuilder, AuditHead, AuditQuery, AuditRow, SecurityStore
 from ..store import StoredVersion, StoreTransaction
+from .connection import WriteLock, begin, commit, rollback, run_on_connection
 
 if TYPE_CHECKING:
     from .store import SqliteStore
@@ -23,53 +26,46 @@ def _conn(tx: StoreTransaction) -> aiosqlite.Connection:
     return tx._conn  # type: ignore[attr-defined]
 
 
+def _append(db: sqlite3.Connection, build: AuditBuilder) -> AuditRow:
+    """On the connection's thread: reads the chain's head and inserts the row built on it."""
+    last = db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+    row = build(AuditHead(last[0], last[1]) if last else None)
+    db.execute(f"INSERT INTO audit ({_AUDIT_COLUMNS}) VALUES ({', '.join('?' * 16)})", astuple(row))
+    return row
+
+
+def _append_alone(db: sqlite3.Connection, lock: WriteLock, builds: Sequence[AuditBuilder]) -> list[AuditRow]:
+    begin(db, lock)
+    try:
+        rows = [_append(db, build) for build in builds]
+    except BaseException:
+        rollback(db, lock)
+        raise
+    commit(db, lock)
+    return rows
+
+
 class SqliteSecurity(SecurityStore):
     def __init__(self, store: "SqliteStore") -> None:
         self._store = store
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._store._write_lock:
-            conn = self._store._writer
-            await conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                await conn.execute("ROLLBACK")
-                raise
-            await conn.execute("COMMIT")
+        async with self._store.transaction() as tx:
+            yield _conn(tx)
 
     async def _read(self, sql: str, args: Sequence = ()) -> list[tuple]:
         return list(await self._store._reader().execute_fetchall(sql, args))
 
     # ----- audit -----
 
-    async def audit_head(self, tx: StoreTransaction) -> AuditHead | None:
-        rows = await _conn(tx).execute_fetchall("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
-        return AuditHead(rows[0][0], rows[0][1]) if rows else None
+    async def append_audit(self, tx: StoreTransaction, build: AuditBuilder) -> AuditRow:
+        return await run_on_connection(_conn(tx), _append, build)
 
-    async def append_audit(self, tx: StoreTransaction, row: AuditRow) -> None:
-        await _conn(tx).execute(
-            f"INSERT INTO audit ({_AUDIT_COLUMNS}) VALUES ({', '.join('?' * 16)})",
-            (
-                row.seq,
-                row.recorded,
-                row.action,
-                row.subtype,
-                row.outcome,
-                row.actor,
-                row.client,
-                row.role,
-                row.entity,
-                row.patient_hash,
-                row.provider_hash,
-                row.digest,
-                row.trace_id,
-                row.detail,
-                row.prev_hash,
-                row.hash,
-            ),
-        )
+    async def append_audit_alone(self, builds: Sequence[AuditBuilder]) -> list[AuditRow]:
+        store = self._store
+        async with store._write_lock:
+            return await run_on_connection(store._writer, _append_alone, store._file_lock, builds)
 
     async def audit_rows(self, after_seq: int = 0, limit: int = 1000) -> list[AuditRow]:
         rows = await self._read(
@@ -126,32 +122,6 @@ class SqliteSecurity(SecurityStore):
                 (key, expires_at),
             )
         return bool(rows)
-
-    # ----- references -----
-
-    async def _pids(self, resource_type: str, codes: Sequence[str]) -> list[int]:
-        params = self._store._params
-        pids = [params.known(resource_type, code) for code in codes]
-        if None in pids:
-            await params.load(self._store._reader())
-            pids = [params.known(resource_type, code) for code in codes]
-        return [pid for pid in pids if pid is not None]
-
-    async def find_by_reference(
-        self, resource_type: str, codes: Sequence[str], reference: str, limit: int = 1000
-    ) -> list[str]:
-        pids = await self._pids(resource_type, codes)
-        target_type, _, target_id = reference.partition("/")
-        if not pids or not target_id:
-            return []
-        marks = ", ".join("?" * len(pids))
-        rows = await self._read(
-            "SELECT r.id FROM resources r WHERE r.type = ? AND r.deleted = 0 AND r.rid IN "
-            f"(SELECT rid FROM idx WHERE pid IN ({marks}) AND (s1 = ? OR (s2 = ? AND s3 = ?))) "
-            "ORDER BY r.rid LIMIT ?",
-            (resource_type, *pids, reference, target_type, target_id, limit),
-        )
-        return [row[0] for row in rows]
 
     # ----- retention -----
 

@@ -13,6 +13,7 @@ from ..store import (
     HistoryQuery,
     IndexValues,
     OutboxEvent,
+    SearchPage,
     Store,
     StoredVersion,
     StoreTransaction,
@@ -22,6 +23,8 @@ from .connection import WriteLock, begin, commit, rollback, run_on_connection
 from .index_rows import row_for
 from .ledger import SqliteLedger
 from .schema import PRAGMAS, SCHEMA
+from .search_exec import TypeWatch, latest_position, replace_index, resolve_pids, run_ids, run_search, scan
+from .search_sql import SQL_FUNCTIONS
 from .security import SqliteSecurity
 
 READERS = 2
@@ -38,6 +41,8 @@ async def _connect(path: Path) -> aiosqlite.Connection:
     conn = await aiosqlite.connect(path, isolation_level=None)
     for pragma in PRAGMAS:
         await conn.execute(pragma)
+    for name, arity, function in SQL_FUNCTIONS:
+        await conn.create_function(name, arity, function, deterministic=True)
     return conn
 
 
@@ -48,9 +53,12 @@ class ParamIds:
         self._ids: dict[tuple[str, str], int] = {}
 
     async def load(self, conn: aiosqlite.Connection) -> None:
-        self._ids.clear()
-        for pid, rtype, code in await conn.execute_fetchall("SELECT pid, type, code FROM params"):
-            self._ids[(rtype, code)] = pid
+        rows = await conn.execute_fetchall("SELECT pid, type, code FROM params")
+        self._ids = {(rtype, code): pid for pid, rtype, code in rows}  # swapped whole: readers use it
+
+    def resolve_sync(self, db: sqlite3.Connection, keys) -> list[int]:
+        """Pids of the (type, code) keys that exist; unknown keys are looked up, never cached as absent."""
+        return resolve_pids(self._ids, db, keys)
 
     def known(self, resource_type: str, code: str) -> int | None:
         return self._ids.get((resource_type, code))
@@ -156,9 +164,11 @@ def _write_version(
 
 
 class SqliteTransaction(StoreTransaction):
-    def __init__(self, conn: aiosqlite.Connection, params: ParamIds) -> None:
+    def __init__(self, conn: aiosqlite.Connection, params: ParamIds, watch: TypeWatch | None = None) -> None:
         self._conn = conn
         self._params = params
+        self._watch = watch
+        self.wrote: set[str] = set()
 
     async def current(self, resource_type: str, resource_id: str) -> StoredVersion | None:
         rows = await self._conn.execute_fetchall(
@@ -169,7 +179,32 @@ class SqliteTransaction(StoreTransaction):
         return _version(rows[0], rows[0][6]) if rows else None
 
     async def write(self, v: StoredVersion, index: IndexValues, trace_id: str) -> OutboxEvent:
+        self.wrote.add(v.resource_type)
         return await run_on_connection(self._conn, _write_version, self._params, v, index, trace_id)
+
+    async def match_ids(self, resource_type: str, criteria, plan, limit: int) -> list[str]:
+        return await run_on_connection(self._conn, run_ids, self._params, plan, limit)
+
+    async def search(self, plan) -> SearchPage:
+        return await run_on_connection(self._conn, run_search, self._params, plan)
+
+    async def latest_position(self, resource_type: str) -> int:
+        watch = self._watch
+        if watch is not None and resource_type not in self.wrote:
+            cached = watch.cached(resource_type)
+            if cached is not None:
+                return cached
+            stamp = watch.stamp()
+            position = await run_on_connection(self._conn, latest_position, resource_type)
+            watch.remember(resource_type, stamp, position)
+            return position
+        return await run_on_connection(self._conn, latest_position, resource_type)
+
+    async def scan(self, resource_type: str, after: int, limit: int) -> list[StoredVersion]:
+        return await run_on_connection(self._conn, scan, resource_type, after, limit)
+
+    async def replace_index(self, entries: list[tuple[StoredVersion, IndexValues]]) -> None:
+        await run_on_connection(self._conn, replace_index, self._params, entries)
 
     async def find_ids(self, resource_type: str, criteria: list[tuple[str, str]]) -> list[str]:
         return await _find_ids(self._conn, self._params, resource_type, criteria)
@@ -184,6 +219,7 @@ class SqliteStore(Store):
         self._write_lock = asyncio.Lock()
         self._file_lock: WriteLock | None = None
         self._params = ParamIds()
+        self._watch = TypeWatch(self.path.with_name(self.path.name + ".changes"))
         self._ledger: SqliteLedger | None = None
         self._security: SqliteSecurity | None = None
 
@@ -218,14 +254,18 @@ class SqliteStore(Store):
     async def transaction(self) -> AsyncIterator[StoreTransaction]:
         async with self._write_lock:
             conn = self._writer
-            await run_on_connection(conn, begin, self._file_lock)
             try:
-                yield SqliteTransaction(conn, self._params)
+                # Inside the try: a caller cancelled while waiting still has begin run on the
+                # connection's thread (lock taken, transaction open), so it must be rolled back.
+                await run_on_connection(conn, begin, self._file_lock)
+                tx = SqliteTransaction(conn, self._params, self._watch)
+                yield tx
             except BaseException:
                 await run_on_connection(conn, rollback, self._file_lock)
                 await self._params.load(conn)
                 raise
             await run_on_connection(conn, commit, self._file_lock)
+            self._watch.committed(tx.wrote)
 
     async def read(self, resource_type: str, resource_id: str) -> StoredVersion | None:
         rows = await self._reader().execute_fetchall(
@@ -265,6 +305,12 @@ class SqliteStore(Store):
 
     async def find_ids(self, resource_type: str, criteria: list[tuple[str, str]]) -> list[str]:
         return await _find_ids(self._reader(), self._params, resource_type, criteria)
+
+    async def search(self, plan) -> SearchPage:
+        return await run_on_connection(self._reader(), run_search, self._params, plan)
+
+    async def latest_position(self, resource_type: str) -> int:
+        return await run_on_connection(self._reader(), latest_position, resource_type)
 
     def ledger(self) -> SqliteLedger:
         if self._ledger is None:

@@ -8,17 +8,15 @@ with a scope naming it or the `auditor` role, and never writable: the server alo
 
 from functools import lru_cache
 
-import orjson
-
 from ...resources.access import PERMISSION, AccessControl, Interaction, forbidden
-from ...resources.compartment import PatientCompartment
+from ...resources.compartment import PatientCompartment, resources_referring
 from ...resources.context import RequestContext
 from ...resources.references import relative
 from ...resources.search.converters import normalize_string
 from ...resources.search.extraction import Extractor
 from ...resources.search.values import ReferenceValue, StringValue, TokenValue, UriValue
-from ...resources.security_store import SecurityStore
-from ...resources.store import Store, StoreTransaction
+from ...resources.service import FhirService
+from ...resources.store import StoreTransaction
 from .policy import Policy
 from .scopes import Scope, ScopeError, parse_scope
 
@@ -41,28 +39,23 @@ def _parsed(scopes: tuple[str, ...]) -> tuple[Scope, ...]:
 
 
 class StorePolicyData:
-    """What policy rules look up, read from the committed store (not the caller's transaction)."""
+    """What policy rules look up: committed resources, found through the service's search index (the
+    service is bound once it exists, since it is built with this authorizer)."""
 
-    def __init__(self, store: Store, compartment: PatientCompartment, limit: int = 200) -> None:
-        self.store = store
+    def __init__(self, compartment: PatientCompartment) -> None:
         self.compartment = compartment
-        self.limit = limit
+        self.service: FhirService | None = None
 
-    @property
-    def security(self) -> SecurityStore:
-        return self.store.security()
+    def bind(self, service: FhirService) -> None:
+        self.service = service
 
     def patients(self, resource: dict) -> set[str]:
         return self.compartment.patients(resource)
 
     async def referring(self, resource_type: str, codes: list[str], reference: str) -> list[dict]:
-        ids = await self.security.find_by_reference(resource_type, codes, reference, self.limit)
-        found = []
-        for resource_id in ids:
-            stored = await self.store.read(resource_type, resource_id)
-            if stored is not None and stored.body is not None:
-                found.append(orjson.loads(stored.body))
-        return found
+        if self.service is None:
+            raise RuntimeError("the policy data is not bound to a FhirService")
+        return await resources_referring(self.service, resource_type, codes, reference)
 
 
 class Authorizer(AccessControl):
@@ -74,18 +67,24 @@ class Authorizer(AccessControl):
         self.extractor = extractor
         self.data = data
 
-    def _granting(self, ctx: RequestContext, interaction: Interaction, resource_type: str | None) -> list[Scope]:
+    def _granting(
+        self, ctx: RequestContext, interaction: Interaction, resource_type: str | None
+    ) -> list[Scope]:
         letter = PERMISSION[interaction]
         return [s for s in _parsed(ctx.scopes) if s.grants(letter, resource_type)]
 
-    def _auditor_reads(self, ctx: RequestContext, interaction: Interaction, resource_type: str | None) -> bool:
+    def _auditor_reads(
+        self, ctx: RequestContext, interaction: Interaction, resource_type: str | None
+    ) -> bool:
         return (
             resource_type == AUDIT_TYPE
             and AUDITOR_ROLE in ctx.roles
             and PERMISSION[interaction] in READ_LETTERS
         )
 
-    async def check_type(self, ctx: RequestContext, interaction: Interaction, resource_type: str | None) -> None:
+    async def check_type(
+        self, ctx: RequestContext, interaction: Interaction, resource_type: str | None
+    ) -> None:
         if resource_type == AUDIT_TYPE and PERMISSION[interaction] not in READ_LETTERS:
             raise forbidden("The audit trail is written by the server only", "audit-append-only")
         if not self._granting(ctx, interaction, resource_type) and not self._auditor_reads(
@@ -130,7 +129,10 @@ class Authorizer(AccessControl):
         if scope.context == "patient" and not self._in_patient_context(ctx, resource_type, resource):
             return ("The resource is outside the compartment of the token's patient", "patient-compartment")
         if scope.restrictions and (resource is None or not self._matches(resource, scope.restrictions)):
-            return (f"The resource does not match the restriction of the scope {scope.text}", "scope-restriction")
+            return (
+                f"The resource does not match the restriction of the scope {scope.text}",
+                "scope-restriction",
+            )
         return None
 
     def _in_patient_context(self, ctx: RequestContext, resource_type: str, resource: dict | None) -> bool:

@@ -103,7 +103,9 @@ class JwksCache:
         except (httpx.HTTPError, ValueError, JwksUnavailable) as exc:
             if not self._keys:
                 raise JwksUnavailable(f"cannot fetch the JWKS at {self.url}: {type(exc).__name__}") from None
-            log.warning("JWKS refresh from %s failed (%s); keeping the cached keys", self.url, type(exc).__name__)
+            log.warning(
+                "JWKS refresh from %s failed (%s); keeping the cached keys", self.url, type(exc).__name__
+            )
             return
         self._fetched_at = now
 

@@ -160,7 +160,11 @@ def _options(check: str, raw: dict, where: str) -> dict:
 
 def parse_rule(raw: object, index: int) -> Rule:
     where = f"rules[{index}]"
-    if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not isinstance(raw.get("check"), str):
+    if (
+        not isinstance(raw, dict)
+        or not isinstance(raw.get("id"), str)
+        or not isinstance(raw.get("check"), str)
+    ):
         raise PolicyError(f"{where} needs an `id` and a `check`")
     where = f"rule {raw['id']!r}"
     return Rule(
@@ -221,7 +225,9 @@ class Policy:
             raise PolicyError(f"{path}: a policy is an object with a `rules` list")
         return cls([parse_rule(raw, i) for i, raw in enumerate(document["rules"])], str(path))
 
-    def _applicable(self, ctx: RequestContext, interaction: Interaction, resource_type: str | None) -> list[Rule]:
+    def _applicable(
+        self, ctx: RequestContext, interaction: Interaction, resource_type: str | None
+    ) -> list[Rule]:
         return [rule for rule in self.rules if rule.applies(ctx, interaction, resource_type)]
 
     def needs_resource(self, ctx: RequestContext, interaction: Interaction, resource_type: str) -> bool:

@@ -32,8 +32,10 @@ class Scope:
     text: str = ""
 
     def covers(self, resource_type: str | None) -> bool:
-        """Whether the scope names this type (None: any type, for system-wide history)."""
-        if resource_type is None or self.resource_type == resource_type:
+        """Whether the scope names this type; None (system-wide history, search or operations) needs `*`."""
+        if resource_type is None:
+            return self.resource_type == "*"
+        if self.resource_type == resource_type:
             return True
         return self.resource_type == "*" and resource_type not in EXPLICIT_ONLY
 

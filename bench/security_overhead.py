@@ -1,0 +1,191 @@
+"""Benchmark what security costs per request: token verification, authorisation and the audit chain.
+
+Run: .venv/bin/python bench/security_overhead.py [--requests N] [--rounds R]
+In-process over ASGI (no network): reads and creates of Patients against the same app with
+NPHIES_FACADE_AUTH=off (the baseline of this run: audit on, no token, full access) and with auth on, once
+with a token of the built-in issuer (ES256, server key) and once with a token of an external issuer
+(RS256, JWKS served over HTTP on loopback, cached). Also: audit records appended per second (chain hash
+included) beside plain SQLite inserts of rows of the same size, and chain verification records/s.
+Prints medians over rounds with the command and the machine.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sqlite3
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from nphies_facade.resources.audit import AuditEntry, verify_chain  # noqa: E402
+from nphies_facade.resources.context import RequestContext  # noqa: E402
+from nphies_facade.server.app import create_app  # noqa: E402
+from nphies_facade.server.auth.clients import new_client  # noqa: E402
+from nphies_facade.server.settings import Settings  # noqa: E402
+
+BASE = "http://bench.test"
+ISSUER = "https://issuer.bench"
+PATIENT = {"resourceType": "Patient", "name": [{"family": "Bench", "given": ["Mark"]}], "gender": "female"}
+
+
+def serve_jwks(jwk: dict) -> tuple[str, ThreadingHTTPServer]:
+    body = json.dumps({"keys": [jwk]}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}/jwks.json", server
+
+
+async def timed_requests(client: httpx.AsyncClient, headers: dict, n: int) -> dict[str, float]:
+    """Microseconds per create and per read (mean over n each)."""
+    ids = []
+    start = time.perf_counter()
+    for _ in range(n):
+        response = await client.post("/Patient", json=PATIENT, headers=headers)
+        assert response.status_code == 201, response.text
+        ids.append(response.headers["location"].split("/")[4])
+    create = (time.perf_counter() - start) / n * 1e6
+    start = time.perf_counter()
+    for resource_id in ids:
+        response = await client.get(f"/Patient/{resource_id}", headers=headers)
+        assert response.status_code == 200, response.text
+    read = (time.perf_counter() - start) / n * 1e6
+    return {"create": create, "read": read}
+
+
+async def measure_mode(mode: str, requests: int, rounds: int, jwks_url: str, rsa_key) -> dict[str, float]:
+    data = Path(tempfile.mkdtemp(prefix="nf-bench-"))
+    settings = Settings(
+        data_dir=data,
+        base_url=BASE,
+        auth="off" if mode == "auth off" else "on",
+        rate_limit=0,
+        auth_issuer=ISSUER,
+        auth_jwks_url=jwks_url,
+    )
+    app = create_app(settings)
+    samples: dict[str, list[float]] = {"create": [], "read": []}
+    async with app.router.lifespan_context(app):
+        headers = {}
+        if mode == "built-in ES256":
+            client = new_client("bench", "system/*.cruds", jwks={"keys": [app.state.security.key.public_jwk]})
+            headers = {
+                "Authorization": f"Bearer {app.state.security.issuer.mint(client, ['system/*.cruds'], lifetime=3600).access_token}"
+            }
+        elif mode == "external RS256":
+            now = int(time.time())
+            claims = {
+                "iss": ISSUER,
+                "sub": "bench",
+                "aud": BASE,
+                "exp": now + 3600,
+                "scope": "system/*.cruds",
+                "jti": uuid.uuid4().hex,
+            }
+            headers = {
+                "Authorization": f"Bearer {jwt.encode(claims, rsa_key, algorithm='RS256', headers={'kid': 'b1'})}"
+            }
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url=BASE, headers={"Content-Type": "application/fhir+json"}
+        ) as c:
+            await timed_requests(c, headers, max(10, requests // 10))  # warm-up (and the JWKS fetch)
+            for _ in range(rounds):
+                result = await timed_requests(c, headers, requests)
+                for name, value in result.items():
+                    samples[name].append(value)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+async def measure_audit(records: int) -> dict[str, float]:
+    data = Path(tempfile.mkdtemp(prefix="nf-bench-audit-"))
+    app = create_app(Settings(data_dir=data, base_url=BASE, auth="on"))
+    async with app.router.lifespan_context(app):
+        service = app.state.service
+        ctx = RequestContext.system("bench")
+        entry = AuditEntry("R", "read", entity="Patient/1", patient="Patient/1", digest="0" * 64)
+        start = time.perf_counter()
+        async with service.transaction() as tx:
+            for _ in range(records):
+                await service.audit.record(ctx, entry, tx)
+        chained = records / (time.perf_counter() - start)
+        start = time.perf_counter()
+        report = await verify_chain(service.store.security())
+        verified = report.records / (time.perf_counter() - start)
+    raw_path = data / "raw.sqlite3"
+    db = sqlite3.connect(raw_path)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE t (seq INTEGER PRIMARY KEY, a TEXT, b TEXT, c TEXT, d TEXT)")
+    start = time.perf_counter()
+    with db:
+        for n in range(records):
+            db.execute("INSERT INTO t VALUES (?, ?, ?, ?, ?)", (n, "x" * 64, "y" * 64, "z" * 64, "w" * 64))
+    raw = records / (time.perf_counter() - start)
+    db.close()
+    return {"chained appends/s": chained, "raw sqlite3 inserts/s": raw, "chain verified records/s": verified}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=300, help="creates and reads per round (300)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; medians are printed (3)")
+    parser.add_argument("--audit-records", type=int, default=5000, help="audit records appended (5000)")
+    args = parser.parse_args()
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = {
+        **RSAAlgorithm.to_jwk(rsa_key.public_key(), as_dict=True),
+        "kid": "b1",
+        "alg": "RS256",
+        "use": "sig",
+    }
+    jwks_url, server = serve_jwks(jwk)
+    print(f"command: {' '.join(sys.argv)}")
+    print(
+        f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cpus, Python {platform.python_version()}"
+    )
+    results = {}
+    for mode in ("auth off", "built-in ES256", "external RS256"):
+        results[mode] = await measure_mode(mode, args.requests, args.rounds, jwks_url, rsa_key)
+    server.shutdown()
+    baseline = results["auth off"]
+    print(f"\nper request, in-process ASGI, median of {args.rounds} rounds of {args.requests}")
+    print(f"{'mode':<18}{'create us':>12}{'read us':>12}{'create x':>10}{'read x':>9}")
+    for mode, figures in results.items():
+        print(
+            f"{mode:<18}{figures['create']:>12.0f}{figures['read']:>12.0f}"
+            f"{figures['create'] / baseline['create']:>10.2f}{figures['read'] / baseline['read']:>9.2f}"
+        )
+    audit = await measure_audit(args.audit_records)
+    print(f"\naudit trail, {args.audit_records} records in one transaction")
+    for name, value in audit.items():
+        print(f"{name:<28}{value:>12.0f}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,1 @@
+"""The MongoDB backend of the store port: the production store (replica set, multi-document transactions)."""

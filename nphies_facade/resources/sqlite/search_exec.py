@@ -1,0 +1,175 @@
+"""Running search plans on one SQLite connection: the page, the total, the includes, in one thread hop.
+
+Each function takes the `sqlite3.Connection` it runs on (a reader, or the writer inside a transaction so
+conditional interactions see the transaction's own writes) and is sent whole to that connection's thread.
+"""
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Protocol
+
+from ..search.plan import SearchPlan, param_keys
+from ..store import Found, IndexValues, SearchPage, StoredVersion
+from .index_rows import row_for
+from .search_sql import SqlRenderer
+
+# Misses above this many are resolved by reading the whole (small) params table once.
+_SINGLE_LOOKUPS = 8
+
+
+class Pids(Protocol):
+    def resolve_sync(self, db: sqlite3.Connection, keys: Iterable[tuple[str, str]]) -> list[int]: ...
+
+    def ensure_sync(self, db: sqlite3.Connection, resource_type: str, code: str) -> int: ...
+
+
+def resolve_pids(
+    cache: dict[tuple[str, str], int], db: sqlite3.Connection, keys: Iterable[tuple[str, str]]
+) -> list[int]:
+    """The pids of the keys that have one; a key not cached is looked up (another process may have
+    created it), never remembered as absent."""
+    found, missing = [], []
+    for key in keys:
+        pid = cache.get(key)
+        if pid is None:
+            missing.append(key)
+        else:
+            found.append(pid)
+    if not missing:
+        return found
+    if len(missing) > _SINGLE_LOOKUPS:
+        table = {(t, c): pid for pid, t, c in db.execute("SELECT pid, type, code FROM params")}
+        cache.update(table)
+        return found + [table[k] for k in missing if k in table]
+    for resource_type, code in missing:
+        row = db.execute(
+            "SELECT pid FROM params WHERE type = ? AND code = ?", (resource_type, code)
+        ).fetchone()
+        if row is not None:
+            cache[(resource_type, code)] = row[0]
+            found.append(row[0])
+    return found
+
+
+def _version(row: tuple) -> StoredVersion:
+    return StoredVersion(row[1], row[2], row[3], row[4], "", row[5], row[0])
+
+
+def run_search(db: sqlite3.Connection, pids: Pids, plan: SearchPlan) -> SearchPage:
+    renderer = SqlRenderer(lambda keys: pids.resolve_sync(db, keys))
+    pids.resolve_sync(db, param_keys(plan))  # warms the cache in one go
+    matches: list[Found] = []
+    more = False
+    if plan.fetch_matches:
+        rows = db.execute(*renderer.page(plan)).fetchall()
+        more = len(rows) > plan.limit
+        rows = rows[: plan.limit]
+        if plan.keyset is not None and plan.keyset.backwards:
+            rows.reverse()
+        matches = [Found(_version(row), (*row[6:], row[0])) for row in rows]
+    total = db.execute(*renderer.count(plan)).fetchone()[0] if plan.count_total else None
+    included = _included(db, renderer, plan, matches)
+    return SearchPage(matches, included, total, more)
+
+
+def _included(
+    db: sqlite3.Connection, renderer: SqlRenderer, plan: SearchPlan, matches: list[Found]
+) -> list[StoredVersion]:
+    """Includes of the matches; `:iterate` ones again on what they brought, until nothing new comes."""
+    if not plan.includes or not matches:
+        return []
+    seen = {(m.version.resource_type, m.version.id) for m in matches}
+    frontier = [(m.version.position, m.version.resource_type, m.version.id) for m in matches]
+    included: list[StoredVersion] = []
+    specs = plan.includes
+    while frontier and specs and len(included) < plan.max_included:
+        added = []
+        for spec in specs:
+            rendered = renderer.include(spec, frontier, plan.max_included - len(included))
+            if rendered is None:
+                continue
+            for row in db.execute(*rendered):
+                if (row[1], row[2]) not in seen and len(included) < plan.max_included:
+                    seen.add((row[1], row[2]))
+                    included.append(_version(row))
+                    added.append((row[0], row[1], row[2]))
+        frontier = added
+        specs = tuple(s for s in plan.includes if s.iterate)
+    return included
+
+
+def run_ids(db: sqlite3.Connection, pids: Pids, plan: SearchPlan, limit: int) -> list[str]:
+    renderer = SqlRenderer(lambda keys: pids.resolve_sync(db, keys))
+    return [row[0] for row in db.execute(*renderer.ids(plan, limit))]
+
+
+def latest_position(db: sqlite3.Connection, resource_type: str) -> int:
+    row = db.execute("SELECT max(hid) FROM history WHERE type = ?", (resource_type,)).fetchone()
+    return row[0] or 0
+
+
+def scan(db: sqlite3.Connection, resource_type: str, after: int, limit: int) -> list[StoredVersion]:
+    """Live current versions of a type in row order after position `after` (for reindexing)."""
+    rows = db.execute(
+        "SELECT rid, type, id, version, last_updated, body FROM resources "
+        "WHERE type = ? AND deleted = 0 AND rid > ? ORDER BY rid LIMIT ?",
+        (resource_type, after, limit),
+    ).fetchall()
+    return [_version(row) for row in rows]
+
+
+def replace_index(
+    db: sqlite3.Connection, pids: Pids, entries: list[tuple[StoredVersion, IndexValues]]
+) -> None:
+    """New index rows for current versions (position = row id); the versions themselves stay as they are."""
+    rows = []
+    for version, index in entries:
+        db.execute("DELETE FROM idx WHERE rid = ?", (version.position,))
+        for code, values in index.items():
+            pid = pids.ensure_sync(db, version.resource_type, code)
+            for value in values:
+                row = row_for(value)
+                if row is not None:
+                    rows.append((version.position, pid, *row))
+    if rows:
+        db.executemany("INSERT INTO idx VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+class TypeWatch:
+    """Tells a write transaction cheaply whether a watched type (e.g. SearchParameter) changed since it
+    last asked: a process that commits a change to a watched type moves the modification stamp of a file
+    beside the database, so every server process re-reads the type's position only when the stamp moved.
+    A type is watched once `latest_position` was asked for it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._known: dict[str, tuple[int, int]] = {}  # type -> (file stamp, position)
+        self.watched: set[str] = set()
+
+    def stamp(self) -> int:
+        try:
+            return os.stat(self.path).st_mtime_ns
+        except FileNotFoundError:
+            return 0
+
+    def cached(self, resource_type: str) -> int | None:
+        self.watched.add(resource_type)
+        known = self._known.get(resource_type)
+        return known[1] if known is not None and known[0] == self.stamp() else None
+
+    def remember(self, resource_type: str, stamp: int, position: int) -> None:
+        self._known[resource_type] = (stamp, position)
+
+    def committed(self, resource_types: set[str]) -> None:
+        """After a commit that wrote these types: forget them here and signal the other processes."""
+        changed = resource_types & self.watched
+        if not changed:
+            return
+        for resource_type in changed:
+            self._known.pop(resource_type, None)
+        stamp = max(self.stamp() + 1, time.time_ns())  # strictly later, whatever the clock's granularity
+        self.path.touch(exist_ok=True)
+        os.utime(self.path, ns=(stamp, stamp))

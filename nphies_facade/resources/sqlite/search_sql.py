@@ -1,0 +1,381 @@
+"""A search plan rendered as SQLite SQL over `resources` and the generic `idx` table.
+
+Shapes (r is the searched resource, one `idx` row is one index entry; see index_rows.py):
+
+  value filter     r.rid IN (SELECT rid FROM idx WHERE pid = ? AND <atom> UNION ALL ...)   (NOT IN: :not)
+  :missing         [NOT] EXISTS (SELECT 1 FROM idx WHERE rid = r.rid AND pid = ?)
+  _id              r.id IN (?, ...)
+  chain            r.rid IN (SELECT i.rid FROM resources t CROSS JOIN idx i ON i.s1 = t.id AND
+                   i.s2 = t.type AND i.pid = ? WHERE <t is a live target meeting the inner filters>)
+  _has             r.rid IN (SELECT t.rid FROM resources s CROSS JOIN idx i ON i.rid = s.rid AND
+                   i.pid = ? CROSS JOIN resources t ON t.type = i.s2 AND t.id = i.s1 WHERE <s ...>)
+  page             SELECT ... FROM (SELECT r.*, <sort keys> FROM resources r WHERE ...)
+                   WHERE (<sort keys>, rid) > (<cursor>) ORDER BY <sort keys>, rid LIMIT n + 1
+
+Every atom is a conjunction on one row whose leading condition is `pid` plus an equality or range on
+s1/n1/n2, so each lands on an index: idx_pid_s (pid, s1, s2), idx_n1 (pid, n1), idx_n2 (pid, n2);
+idx_rid_pid (rid, pid) serves :missing, sort keys and includes.
+"""
+
+import itertools
+from collections.abc import Callable, Iterable
+from functools import lru_cache
+
+import orjson
+
+from ..search.matching import value_matches
+from ..search.plan import (
+    ChainFilter,
+    CompositeAtom,
+    Cond,
+    Filter,
+    HasFilter,
+    IdFilter,
+    IncludeSpec,
+    ParamRef,
+    PresenceFilter,
+    SearchPlan,
+    SortSpec,
+    ValueFilter,
+)
+from ..search.query import CompositeMatch, RangeMatch, ReferenceMatch, TokenMatch
+from .index_rows import FIELDS, composite_parts
+
+PidResolver = Callable[[Iterable[tuple[str, str]]], list[int]]
+
+ROW_COLUMNS = ("rid", "type", "id", "version", "last_updated", "body")
+# Sort keys of resources without a value: after every value, ascending or descending.
+TEXT_LAST_ASC, TEXT_LAST_DESC = "\U0010ffff", ""
+NUMBER_LAST_ASC, NUMBER_LAST_DESC = 1.7976931348623157e308, -1.7976931348623157e308
+_COMPARE = {"lt": "<", "le": "<=", "gt": ">", "ge": ">="}
+_MATCH_CLASSES = {cls.__name__: cls for cls in (TokenMatch, ReferenceMatch, RangeMatch)}
+
+
+def _marks(n: int) -> str:
+    return ", ".join("?" * n)
+
+
+def _after_prefix(prefix: str) -> str | None:
+    """The least string greater than every string that starts with `prefix` (None if there is none)."""
+    last = ord(prefix[-1])
+    if last == 0x10FFFF:
+        return None
+    following = 0xE000 if 0xD800 <= last + 1 <= 0xDFFF else last + 1
+    return prefix[:-1] + chr(following)
+
+
+# ----- composites: checked part by part with the in-memory matcher -----
+
+
+def composite_match_json(match: CompositeMatch) -> str:
+    parts = []
+    for param, part in match.parts:
+        if isinstance(part, str):
+            parts.append([param.type, "str", part])
+        else:
+            parts.append([param.type, type(part).__name__, *(getattr(part, f) for f in part.__slots__)])
+    return orjson.dumps(parts).decode()
+
+
+@lru_cache(maxsize=256)
+def _decoded_match(text: str) -> tuple[tuple[str, object], ...]:
+    out = []
+    for kind, cls, *fields in orjson.loads(text):
+        out.append((kind, fields[0] if cls == "str" else _MATCH_CLASSES[cls](*fields)))
+    return tuple(out)
+
+
+def composite_match(values_json: str | None, match_json: str, now_ms: float) -> int:
+    """SQL function: 1 when a composite row's components match every part, as matching.py decides."""
+    if values_json is None:
+        return 0
+    values = composite_parts(values_json)
+    parts = _decoded_match(match_json)
+    if len(values) != len(parts):
+        return 0
+    return int(
+        all(
+            value_matches(kind, None, part, value, now_ms)
+            for (kind, part), (_, value) in zip(parts, values, strict=True)
+        )
+    )
+
+
+SQL_FUNCTIONS = (("composite_match", 3, composite_match),)
+
+
+# ----- rendering -----
+
+
+class SqlRenderer:
+    """Renders plans; `pids` turns (type, code) pairs into the pids that exist (absent ones are left out)."""
+
+    def __init__(self, pids: PidResolver) -> None:
+        self._pids = pids
+        self._aliases = itertools.count()
+
+    # conditions
+
+    def _pid_clause(self, param: ParamRef, column: str, args: list) -> str | None:
+        if param.types is None:
+            args.extend(param.codes)
+            return f"{column} IN (SELECT pid FROM params WHERE code IN ({_marks(len(param.codes))}))"
+        pids = self._pids(param.keys())
+        if not pids:
+            return None
+        args.extend(pids)
+        return f"{column} = ?" if len(pids) == 1 else f"{column} IN ({_marks(len(pids))})"
+
+    @staticmethod
+    def _cond(kind: str, cond: Cond, args: list) -> str:
+        column = FIELDS[kind][cond.field]
+        op, value = cond.op, cond.value
+        if op == "eq":
+            args.append(value)
+            return f"{column} = ?"
+        if op in _COMPARE:
+            args.append(value)
+            return f"{column} {_COMPARE[op]} ?"
+        if op == "null":
+            return f"{column} IS NULL"
+        if op == "notnull":
+            return f"{column} IS NOT NULL"
+        if op == "in":
+            args.extend(value)
+            return f"{column} IN ({_marks(len(value))})"
+        if op == "contains":
+            args.append(value)
+            return f"instr({column}, ?) > 0"
+        if op == "prefix":
+            upper = _after_prefix(value)
+            if upper is None:
+                args.append(value)
+                return f"substr({column}, 1, {len(value)}) = ?"
+            args.extend((value, upper))
+            return f"{column} >= ? AND {column} < ?"
+        raise ValueError(f"unknown condition operator {op!r}")
+
+    def _atom(self, kind: str, atom: tuple[Cond, ...] | CompositeAtom, args: list) -> str:
+        if isinstance(atom, CompositeAtom):
+            parts = [self._cond(kind, c, args) for c in atom.first]
+            args.extend((composite_match_json(atom.match), atom.now_ms))
+            parts.append("composite_match(s2, ?, ?)")
+        else:
+            parts = [self._cond(kind, c, args) for c in atom]
+        return " AND ".join(parts) or "1"
+
+    # filters
+
+    def _value_rids(self, f: ValueFilter, args: list) -> str | None:
+        pid_args: list = []
+        pid = self._pid_clause(f.param, "pid", pid_args)
+        if pid is None or not f.atoms:
+            return None
+        selects = []
+        for atom in f.atoms:
+            args.extend(pid_args)
+            selects.append(f"SELECT rid FROM idx WHERE {pid} AND {self._atom(f.param.kind, atom, args)}")
+        return " UNION ALL ".join(selects)
+
+    def _filter(self, f: Filter, alias: str, args: list) -> str:
+        if isinstance(f, IdFilter):
+            args.extend(f.ids)
+            return f"{alias}.id IN ({_marks(len(f.ids))})"
+        if isinstance(f, ValueFilter):
+            rids = self._value_rids(f, args)
+            if rids is None:
+                return "1" if f.negate else "0"
+            return f"{alias}.rid {'NOT IN' if f.negate else 'IN'} ({rids})"
+        if isinstance(f, PresenceFilter):
+            pid = self._pid_clause(f.param, "pid", args)
+            if pid is None:
+                return "0" if f.present else "1"
+            exists = f"EXISTS (SELECT 1 FROM idx WHERE rid = {alias}.rid AND {pid})"
+            return exists if f.present else f"NOT {exists}"
+        if isinstance(f, ChainFilter):
+            return self._chain(f, alias, args)
+        return self._has(f, alias, args)
+
+    def _chain(self, f: ChainFilter, alias: str, args: list) -> str:
+        n = next(self._aliases)
+        t, i = f"t{n}", f"i{n}"
+        pid = self._pid_clause(f.param, f"{i}.pid", args)
+        if pid is None:
+            return "0"
+        where = self.where(f.target_types, f.inner, t, args)
+        return (
+            f"{alias}.rid IN (SELECT {i}.rid FROM resources {t} CROSS JOIN idx {i} "
+            f"ON {i}.s1 = {t}.id AND {i}.s2 = {t}.type AND {pid} WHERE {where})"
+        )
+
+    def _has(self, f: HasFilter, alias: str, args: list) -> str:
+        n = next(self._aliases)
+        s, i, t = f"s{n}", f"i{n}", f"t{n}"
+        pid = self._pid_clause(f.param, f"{i}.pid", args)
+        if pid is None:
+            return "0"
+        where = self.where((f.source_type,), f.inner, s, args)
+        return (
+            f"{alias}.rid IN (SELECT {t}.rid FROM resources {s} CROSS JOIN idx {i} ON {i}.rid = {s}.rid "
+            f"AND {pid} CROSS JOIN resources {t} ON {t}.type = {i}.s2 AND {t}.id = {i}.s1 WHERE {where})"
+        )
+
+    def where(
+        self, types: tuple[str, ...] | None, filters: tuple[Filter, ...], alias: str, args: list
+    ) -> str:
+        parts = [f"{alias}.deleted = 0"]
+        if types:
+            args.extend(types)
+            parts.append(
+                f"{alias}.type = ?" if len(types) == 1 else f"{alias}.type IN ({_marks(len(types))})"
+            )
+        parts += [self._filter(f, alias, args) for f in filters]
+        return " AND ".join(parts)
+
+    # sort keys and keyset
+
+    def _sort_expr(self, spec: SortSpec, args: list, filtered: bool) -> str:
+        # With a filter to start from, `+` keeps SQLite from walking a whole type in index order instead.
+        if spec.key == "_id":
+            return "+r.id" if filtered else "r.id"
+        if spec.key == "_lastUpdated":
+            return "+r.last_updated" if filtered else "r.last_updated"
+        param = spec.param
+        kind = param.kind
+        if kind == "date":
+            column = FIELDS[kind]["hi" if spec.descending else "lo"]
+        elif kind in ("number", "quantity"):
+            column = FIELDS[kind]["value"]
+        elif kind == "reference":
+            column = FIELDS[kind]["url"]
+        else:
+            column = "s1"
+        numeric = column.startswith("n")
+        last = (
+            (NUMBER_LAST_DESC if numeric else TEXT_LAST_DESC)
+            if spec.descending
+            else (NUMBER_LAST_ASC if numeric else TEXT_LAST_ASC)
+        )
+        pid_args: list = []
+        pid = self._pid_clause(param, "pid", pid_args)
+        if pid is None:
+            args.append(last)
+            return "?"
+        args.extend(pid_args)
+        args.append(last)
+        aggregate = "max" if spec.descending else "min"
+        return f"(SELECT coalesce({aggregate}({column}), ?) FROM idx WHERE rid = r.rid AND {pid})"
+
+    @staticmethod
+    def _order(plan: SearchPlan) -> list[tuple[str, bool]]:
+        """(column of the page query, descending) per sort key, then the row id."""
+        keys = [(f"k{n}", spec.descending) for n, spec in enumerate(plan.sort)]
+        rid_descending = plan.sort[-1].descending if plan.sort else False
+        keys.append(("rid", rid_descending))
+        if plan.keyset is not None and plan.keyset.backwards:
+            keys = [(column, not descending) for column, descending in keys]
+        return keys
+
+    def page(self, plan: SearchPlan) -> tuple[str, list]:
+        args: list = []
+        filtered = any(_selects(f) for f in plan.filters)
+        keys = "".join(
+            f", {self._sort_expr(spec, args, filtered)} AS k{n}" for n, spec in enumerate(plan.sort)
+        )
+        where = self.where(plan.types, plan.filters, "r", args)
+        sql = (
+            "SELECT rid, type, id, version, last_updated, body"
+            + "".join(f", k{n}" for n in range(len(plan.sort)))
+            + " FROM (SELECT r.rid AS rid, r.type AS type, r.id AS id, r.version AS version, "
+            + f"r.last_updated AS last_updated, r.body AS body{keys} FROM resources r WHERE {where})"
+        )
+        order = self._order(plan)
+        if plan.keyset is not None:
+            sql += " WHERE " + _keyset_clause(order, plan.keyset.values, args)
+        sql += " ORDER BY " + ", ".join(f"{c} {'DESC' if d else 'ASC'}" for c, d in order) + " LIMIT ?"
+        args.append(plan.limit + 1)
+        return sql, args
+
+    def count(self, plan: SearchPlan) -> tuple[str, list]:
+        args: list = []
+        return (
+            f"SELECT count(*) FROM resources r WHERE {self.where(plan.types, plan.filters, 'r', args)}",
+            args,
+        )
+
+    def ids(self, plan: SearchPlan, limit: int) -> tuple[str, list]:
+        args: list = []
+        where = self.where(plan.types, plan.filters, "r", args)
+        args.append(limit)
+        return f"SELECT r.id FROM resources r WHERE {where} ORDER BY r.rid LIMIT ?", args
+
+    # includes
+
+    def include(
+        self, spec: IncludeSpec, frontier: list[tuple[int, str, str]], limit: int
+    ) -> tuple[str, list] | None:
+        """What `spec` adds for the found (rid, type, id) rows; None when it cannot add anything."""
+        types = {t for _, t, _ in frontier}
+        if spec.reverse:
+            return self._reverse_include(spec, frontier, limit)
+        pids = self._pids([p for p in spec.params if p[0] in types])
+        if not pids:
+            return None
+        args: list = [row[0] for row in frontier] + pids
+        sql = (
+            "SELECT t.rid, t.type, t.id, t.version, t.last_updated, t.body FROM idx i CROSS JOIN resources t "
+            f"ON t.type = i.s2 AND t.id = i.s1 WHERE i.rid IN ({_marks(len(frontier))}) "
+            f"AND i.pid IN ({_marks(len(pids))}) AND t.deleted = 0"
+        )
+        if spec.target_type is not None:
+            sql += " AND i.s2 = ?"
+            args.append(spec.target_type)
+        args.append(limit)
+        return sql + " LIMIT ?", args
+
+    def _reverse_include(
+        self, spec: IncludeSpec, frontier: list[tuple[int, str, str]], limit: int
+    ) -> tuple[str, list] | None:
+        pids = self._pids(spec.params)
+        if not pids:
+            return None
+        ids_by_type: dict[str, list[str]] = {}
+        for _, resource_type, resource_id in frontier:
+            if spec.target_type in (None, resource_type):
+                ids_by_type.setdefault(resource_type, []).append(resource_id)
+        if not ids_by_type:
+            return None
+        args: list = []
+        selects = []
+        for resource_type, ids in ids_by_type.items():
+            args += [*pids, resource_type, *ids]
+            selects.append(
+                "SELECT s.rid, s.type, s.id, s.version, s.last_updated, s.body FROM idx i CROSS JOIN "
+                f"resources s ON s.rid = i.rid WHERE i.pid IN ({_marks(len(pids))}) AND i.s2 = ? "
+                f"AND i.s1 IN ({_marks(len(ids))}) AND s.deleted = 0"
+            )
+        args.append(limit)
+        return " UNION ".join(selects) + " LIMIT ?", args
+
+
+def _selects(f: Filter) -> bool:
+    """Whether the filter names its matches through an index (a query can start from it)."""
+    if isinstance(f, ValueFilter):
+        return not f.negate and bool(f.atoms)
+    return isinstance(f, IdFilter | ChainFilter | HasFilter)
+
+
+def _keyset_clause(keys: list[tuple[str, bool]], values: tuple, args: list) -> str:
+    """Rows after `values` in the order `keys` gives (row values when every key runs one way)."""
+    if len({descending for _, descending in keys}) == 1:
+        args.extend(values)
+        columns = ", ".join(column for column, _ in keys)
+        return f"({columns}) {'<' if keys[0][1] else '>'} ({_marks(len(keys))})"
+    (column, descending), *rest = keys
+    op = "<" if descending else ">"
+    if not rest:
+        args.append(values[0])
+        return f"{column} {op} ?"
+    args += [values[0], values[0]]
+    inner = _keyset_clause(rest, values[1:], args)
+    return f"({column} {op} ? OR ({column} = ? AND {inner}))"

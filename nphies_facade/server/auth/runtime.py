@@ -1,0 +1,182 @@
+"""SecurityRuntime: what the server builds at start-up for authentication, authorisation, audit, consent
+and retention, and the per-request step the HTTP middleware runs (`handle`)."""
+
+import asyncio
+import contextlib
+import logging
+import secrets
+
+import httpx
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ...resources import consent
+from ...resources.audit import Auditor
+from ...resources.clock import Clock, system_clock
+from ...resources.compartment import PatientCompartment
+from ...resources.context import RequestContext, current_context
+from ...resources.retention import RetentionRule, load_rules, run_periodically
+from ...resources.search.extraction import Extractor
+from ...resources.service import FhirService
+from ...resources.store import Store
+from ..settings import Settings
+from .authorizer import Authorizer, StorePolicyData
+from .claims import context_from_claims
+from .hardening import RateLimiter, quiet_data_loggers, security_headers
+from .issuer import TokenIssuer
+from .jwks import JwksCache
+from .keys import ServerKey
+from .middleware import (
+    OPEN_PATHS,
+    UNLIMITED_PATHS,
+    CallNext,
+    Unauthenticated,
+    bearer_token,
+    http_failure_entry,
+    off_context,
+    rate_key,
+    too_many_requests,
+)
+from .policy import Policy
+from .secret_files import read_or_create
+from .token_endpoint import TokenEndpoint
+from .verifier import InvalidToken, KeySource, TokenVerifier
+
+log = logging.getLogger("nphies_facade.auth")
+
+AUDIT_KEY_FILE = "audit-hmac.key"
+TOKEN_PATH = "/auth/token"  # the token endpoint audits its own refusals
+# 403s are audited by FhirService; 429s are not, so a flood cannot turn into audit writes.
+UNAUDITED_STATUSES = frozenset({403, 429})
+OFF_WARNING = (
+    "AUTHENTICATION IS OFF (NPHIES_FACADE_AUTH=off): every caller acts with full access. "
+    "Use this for local experiments only."
+)
+
+
+class ConfigurationError(ValueError):
+    """Security settings that cannot work together; the server does not start."""
+
+
+def audit_key(settings: Settings) -> bytes:
+    """The HMAC key for patient/provider identifiers: from the setting, its file, or generated once."""
+    if settings.audit_hmac_key is not None:
+        return settings.audit_hmac_key.get_secret_value().encode()
+    if settings.audit_hmac_key_file is not None:
+        return settings.audit_hmac_key_file.read_bytes().strip()
+    return read_or_create(settings.secrets_dir / AUDIT_KEY_FILE, lambda: secrets.token_hex(32).encode())
+
+
+class SecurityRuntime:
+    def __init__(self, settings: Settings, store: Store, extractor: Extractor, clock: Clock = system_clock):
+        quiet_data_loggers()
+        self.settings = settings
+        self.enabled = settings.auth_enabled
+        self.clock = clock
+        base = settings.public_base_url
+        self.issuer_url = f"{base}/auth"
+        self.token_url = settings.auth_token_url or f"{base}/auth/token"
+        self.jwks_url = f"{base}/auth/jwks"
+        self.audience = settings.auth_audience or base
+        self.http = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
+        self.compartment = PatientCompartment(extractor)
+        self.auditor = Auditor(store, audit_key(settings), clock, self.compartment)
+        self.policy = Policy.load(settings.abac_policy_file)
+        self.policy_data = StorePolicyData(self.compartment)
+        self.authorizer = Authorizer(self.policy, self.compartment, extractor, self.policy_data)
+        self.key = ServerKey.load_or_create(settings.secrets_dir)
+        self.issuer = TokenIssuer(
+            self.key, self.issuer_url, self.audience, settings.auth_token_lifetime, clock
+        )
+        self.verifier = TokenVerifier(
+            self._issuers(), self.audience, settings.auth_algorithms.split(","), settings.auth_leeway, clock
+        )
+        self.token_endpoint = TokenEndpoint(
+            store.security(),
+            self.issuer,
+            f"{base}/auth/token",
+            self.http,
+            self.auditor,
+            clock,
+            settings.auth_leeway,
+            settings.auth_jwks_cache_seconds,
+            settings.auth_jwks_refetch_interval,
+        )
+        self.rate_limiter = RateLimiter(settings.rate_limit, settings.rate_limit_burst)
+        self.retention_rules: list[RetentionRule] = load_rules(settings.retention, settings.retention_file)
+        self._retention_task: asyncio.Task | None = None
+
+    def _issuers(self) -> dict[str, KeySource]:
+        issuers: dict[str, KeySource] = {self.issuer_url: self.key}
+        if self.settings.auth_issuer:
+            if not self.settings.auth_jwks_url:
+                raise ConfigurationError("NPHIES_FACADE_AUTH_ISSUER needs NPHIES_FACADE_AUTH_JWKS_URL")
+            issuers[self.settings.auth_issuer] = JwksCache(
+                self.settings.auth_jwks_url,
+                self.http,
+                self.settings.auth_jwks_cache_seconds,
+                self.settings.auth_jwks_refetch_interval,
+            )
+        return issuers
+
+    def start(self, service: FhirService) -> None:
+        """Binds the policy to the service, installs consent revocation, starts the retention task."""
+        self.policy_data.bind(service)
+        consent.watch(service)
+        if not self.enabled:
+            log.warning(OFF_WARNING)
+        if self.retention_rules and self.settings.retention_interval > 0:
+            self._retention_task = asyncio.create_task(
+                run_periodically(service, self.retention_rules, self.settings.retention_interval)
+            )
+
+    async def stop(self) -> None:
+        if self._retention_task is not None:
+            self._retention_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retention_task
+        await self.http.aclose()
+
+    # ----- per request -----
+
+    async def authenticate(self, request: Request, trace_id: str) -> RequestContext:
+        if not self.enabled:
+            return off_context(trace_id)
+        if request.url.path in OPEN_PATHS or request.method == "OPTIONS":
+            return RequestContext(actor="anonymous", trace_id=trace_id)
+        token = bearer_token(request)
+        try:
+            claims = await self.verifier.verify(token)
+        except InvalidToken as exc:
+            raise Unauthenticated("invalid_token", str(exc)) from None
+        return context_from_claims(claims, trace_id)
+
+    async def handle(self, request: Request, call_next: CallNext, trace_id: str) -> Response:
+        try:
+            ctx = await self.authenticate(request, trace_id)
+        except Unauthenticated as refused:
+            ctx = RequestContext(actor="anonymous", trace_id=trace_id)
+            response = self._limited(request, ctx) or refused.response()
+        else:
+            response = self._limited(request, ctx) or await self._dispatch(request, call_next, ctx)
+        https = self.settings.public_base_url.startswith("https")
+        response.headers.update(security_headers(request.url.path, https))
+        if response.status_code >= 400 and response.status_code not in UNAUDITED_STATUSES:
+            if request.url.path != TOKEN_PATH:
+                await self.auditor.record_failure(ctx, http_failure_entry(request, response.status_code))
+        return response
+
+    def _limited(self, request: Request, ctx: RequestContext) -> Response | None:
+        """A 429 when the client (or, before authentication, the address) is over its rate."""
+        if request.url.path in UNLIMITED_PATHS:
+            return None
+        retry_after = self.rate_limiter.take(rate_key(request, ctx))
+        return too_many_requests(retry_after) if retry_after is not None else None
+
+    async def _dispatch(self, request: Request, call_next: CallNext, ctx: RequestContext) -> Response:
+        request.state.context = ctx
+        token = current_context.set(ctx)
+        try:
+            return await call_next(request)
+        finally:
+            current_context.reset(token)

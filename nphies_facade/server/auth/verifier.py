@@ -1,0 +1,144 @@
+"""Access-token verification: a signed JWT from a trusted issuer, for this server, valid now.
+
+The header's `alg` must be on the allow-list (asymmetric only, so `none` and HS256-with-the-public-key
+never verify) and match the key it names; the key comes from the issuer's key source (the server's own key
+or a JWKS cache); `iss`, `aud`, `exp` and `nbf` are checked against the injectable clock with a leeway.
+"""
+
+from collections.abc import Iterable
+from typing import Protocol
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from ...resources.clock import Clock, system_clock
+from .jwks import JwksUnavailable, UnknownKey
+
+KEY_TYPE_BY_PREFIX = {"RS": "RSA", "PS": "RSA", "ES": "EC"}
+CURVE_BY_ALGORITHM = {"ES256": "secp256r1", "ES384": "secp384r1", "ES512": "secp521r1"}
+
+
+class InvalidToken(Exception):
+    """The token is not acceptable; the message is safe to show the client (RFC 6750 error_description)."""
+
+
+class KeySource(Protocol):
+    async def key(self, kid: str | None) -> jwt.PyJWK: ...
+
+
+def check_key_fits(key: jwt.PyJWK, algorithm: str) -> None:
+    """The key's type (and curve) must be the one the algorithm signs with, and its own `alg` if it says."""
+    if key.key_type != KEY_TYPE_BY_PREFIX.get(algorithm[:2]):
+        raise InvalidToken(f"the key is not a key for {algorithm}")
+    declared = getattr(key, "_jwk_data", {}).get("alg")
+    if declared is not None and declared != algorithm:
+        raise InvalidToken(f"the key is published for {declared}, not {algorithm}")
+    curve = CURVE_BY_ALGORITHM.get(algorithm)
+    if curve is not None and (
+        not isinstance(key.key, ec.EllipticCurvePublicKey) or key.key.curve.name != curve
+    ):
+        raise InvalidToken(f"the key's curve does not fit {algorithm}")
+
+
+def unverified_header(token: str) -> dict:
+    try:
+        return jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise InvalidToken("the token is not a well-formed JWT") from None
+
+
+def unverified_claims(token: str) -> dict:
+    try:
+        return jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        raise InvalidToken("the token is not a well-formed JWT") from None
+
+
+def check_times(claims: dict, now: float, leeway: float) -> None:
+    exp, nbf = claims.get("exp"), claims.get("nbf")
+    if not isinstance(exp, int | float):
+        raise InvalidToken("the token has no expiry (exp)")
+    if now >= exp + leeway:
+        raise InvalidToken("the token has expired")
+    if nbf is not None and (not isinstance(nbf, int | float) or now + leeway < nbf):
+        raise InvalidToken("the token is not valid yet (nbf)")
+
+
+async def verify_signed(
+    token: str,
+    keys: KeySource,
+    algorithms: Iterable[str],
+    *,
+    audience: str | list[str],
+    issuer: str,
+    now: float,
+    leeway: float,
+) -> dict:
+    """Signature, alg, iss and aud checked with PyJWT; exp/nbf against `now` (the injectable clock)."""
+    algorithm = unverified_header(token).get("alg")
+    if algorithm not in set(algorithms):
+        raise InvalidToken(f"the signature algorithm {algorithm!r} is not accepted")
+    try:
+        key = await keys.key(unverified_header(token).get("kid"))
+    except UnknownKey:
+        raise InvalidToken("the token is signed with a key the issuer does not publish") from None
+    except JwksUnavailable:
+        raise InvalidToken("the issuer's keys cannot be fetched to verify the token") from None
+    check_key_fits(key, algorithm)
+    try:
+        claims = jwt.decode(
+            token,
+            key.key,
+            algorithms=[algorithm],
+            audience=audience,
+            issuer=issuer,
+            options={
+                "require": ["exp", "iss", "aud"],
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+            },
+        )
+    except jwt.InvalidAudienceError:
+        raise InvalidToken("the token is not for this server (aud)") from None
+    except jwt.InvalidIssuerError:
+        raise InvalidToken("the token's issuer is not trusted (iss)") from None
+    except jwt.InvalidSignatureError:
+        raise InvalidToken("the token's signature does not verify") from None
+    except jwt.PyJWTError as exc:
+        raise InvalidToken(f"the token is not acceptable ({type(exc).__name__})") from None
+    check_times(claims, now, leeway)
+    return claims
+
+
+class TokenVerifier:
+    """Access tokens from any trusted issuer (the built-in one and/or an external one)."""
+
+    def __init__(
+        self,
+        issuers: dict[str, KeySource],
+        audience: str | list[str],
+        algorithms: Iterable[str],
+        leeway: float = 30.0,
+        clock: Clock = system_clock,
+    ) -> None:
+        self.issuers = issuers
+        self.audience = audience
+        self.algorithms = frozenset(algorithms)
+        self.leeway = leeway
+        self.clock = clock
+
+    async def verify(self, token: str) -> dict:
+        issuer = unverified_claims(token).get("iss")
+        keys = self.issuers.get(issuer) if isinstance(issuer, str) else None
+        if keys is None:
+            raise InvalidToken("the token's issuer is not trusted (iss)")
+        return await verify_signed(
+            token,
+            keys,
+            self.algorithms,
+            audience=self.audience,
+            issuer=issuer,
+            now=self.clock().timestamp(),
+            leeway=self.leeway,
+        )

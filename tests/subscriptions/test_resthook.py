@@ -1,0 +1,206 @@
+"""The rest-hook channel in the embedded mode: R4 notification shapes, headers and signatures, ordered
+delivery through outages, the active/error lifecycle, end, dead letters and $resend, $status/$events."""
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+from nphies_facade.server.app import create_app
+
+from .conftest import FHIR_JSON, eventually, rest_hook, status_of, status_parameter, subscribe, wait_status
+
+
+def patient(family: str, gender: str = "female") -> dict:
+    return {"resourceType": "Patient", "gender": gender, "name": [{"family": family}]}
+
+
+async def test_handshake_then_an_empty_post_per_event_without_payload(api, receiver):
+    criteria = "Patient?gender=female"
+    headers = ["Authorization: Bearer portal-token", "X-Tenant: clinic-7"]
+    sub = await subscribe(api, rest_hook(receiver.url + "/hook", criteria, channel={"header": headers}))
+    handshake = receiver.requests(sub, kind="handshake")
+    assert len(handshake) == 1 and handshake[0].body == b""
+
+    await api.post("/Patient", json=patient("Alharbi", "male"))
+    await api.post("/Patient", json=patient("Alqahtani"))
+    await receiver.wait_for(lambda: receiver.numbers(sub) == [1])
+    [note] = receiver.requests(sub)
+    assert (note.method, note.path, note.body) == ("POST", "/hook", b"")
+    assert note.headers["authorization"] == "Bearer portal-token"
+    assert note.headers["x-tenant"] == "clinic-7"
+    assert note.signature_ok is True
+
+
+async def test_with_payload_each_event_puts_the_version_that_was_written(api, receiver):
+    sub = await subscribe(api, rest_hook(receiver.url + "/fhir", "Patient?gender=female", payload=True))
+    [handshake] = receiver.requests(sub, kind="handshake")
+    assert handshake.json()["type"] == "history"
+    assert status_parameter(handshake.json(), "type")[0]["valueCode"] == "handshake"
+
+    created = (await api.post("/Patient", json=patient("Alqahtani"))).json()
+    changed = dict(created, name=[{"family": "Alotaibi"}])
+    await api.put(f"/Patient/{created['id']}", json=changed)
+    await receiver.wait_for(lambda: receiver.numbers(sub) == [1, 2])
+    first, second = receiver.requests(sub)
+    assert (first.method, first.path) == ("PUT", f"/fhir/Patient/{created['id']}")
+    assert first.headers["content-type"] == FHIR_JSON
+    assert first.json()["name"][0]["family"] == "Alqahtani" and first.json()["meta"]["versionId"] == "1"
+    assert second.json()["name"][0]["family"] == "Alotaibi" and second.json()["meta"]["versionId"] == "2"
+    assert first.signature_ok and second.signature_ok
+
+
+async def test_a_rolled_back_transaction_produces_no_notification(api, receiver):
+    sub = await subscribe(api, rest_hook(receiver.url + "/fhir", "Patient?gender=female", payload=True))
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"resource": patient("Rolledback"), "request": {"method": "POST", "url": "Patient"}},
+            {"request": {"method": "DELETE", "url": "Patient/does-not-exist"}},
+            {"resource": {"resourceType": "Patient", "gender": 7}, "request": {"method": "POST", "url": "Patient"}},
+        ],
+    }
+    assert (await api.post("/", json=bundle)).status_code >= 400
+    kept = (await api.post("/Patient", json=patient("Committed"))).json()
+    await receiver.wait_for(lambda: receiver.numbers(sub) == [1])
+    await asyncio.sleep(0.3)
+    [note] = receiver.requests(sub)
+    assert note.path == f"/fhir/Patient/{kept['id']}"
+
+
+async def test_outage_then_500s_then_recovery_delivers_everything_in_order(api, receiver):
+    sub = await subscribe(api, rest_hook(receiver.url + "/hook", "Patient?gender=female"))
+    receiver.stop()
+    for i in range(5):
+        await api.post("/Patient", json=patient(f"Down{i}"))
+    await wait_status(api, sub, "error")
+    assert "failed" in (await api.get(f"/Subscription/{sub}")).json()["error"]
+
+    receiver.status = 500
+    receiver.start()
+    for i in range(5):
+        await api.post("/Patient", json=patient(f"Failing{i}"))
+    await asyncio.sleep(0.5)
+    assert await status_of(api, sub) == "error"
+    assert receiver.numbers(sub) == []
+
+    receiver.status = 200
+    await receiver.wait_for(lambda: len(receiver.numbers(sub)) == 10)
+    assert receiver.numbers(sub) == list(range(1, 11))
+    await wait_status(api, sub, "active")
+    assert "error" not in (await api.get(f"/Subscription/{sub}")).json()
+
+
+async def test_a_failing_subscription_does_not_hold_up_another(api, receiver):
+    broken = await subscribe(api, rest_hook(receiver.url + "/broken", "Patient?gender=female"))
+    healthy = await subscribe(api, rest_hook(receiver.url + "/ok", "Patient?gender=female"))
+    receiver.stop()
+    other = type(receiver)(secret=receiver.secret).start()
+    try:
+        current = (await api.get(f"/Subscription/{healthy}")).json()
+        current["channel"]["endpoint"] = other.url + "/ok"
+        await api.put(f"/Subscription/{healthy}", json=current)
+        await wait_status(api, healthy, "active")
+        for i in range(3):
+            await api.post("/Patient", json=patient(f"P{i}"))
+        await other.wait_for(lambda: other.numbers(healthy) == [1, 2, 3])
+        await wait_status(api, broken, "error")
+    finally:
+        other.stop()
+        receiver.start()
+
+
+async def test_end_is_honoured(api, receiver):
+    end = (datetime.now(UTC) + timedelta(seconds=1.5)).isoformat(timespec="milliseconds")
+    sub = await subscribe(api, rest_hook(receiver.url + "/hook", "Patient?gender=female", end=end))
+    await api.post("/Patient", json=patient("Before"))
+    await receiver.wait_for(lambda: receiver.numbers(sub) == [1])
+    await wait_status(api, sub, "off", timeout=10)
+    await api.post("/Patient", json=patient("After"))
+    await asyncio.sleep(0.5)
+    assert receiver.numbers(sub) == [1]
+
+
+async def test_status_and_events_report_numbers_attempts_and_resources(api, receiver):
+    sub = await subscribe(api, rest_hook(receiver.url + "/fhir", "Patient?gender=female", payload=True))
+    ids = [(await api.post("/Patient", json=patient(f"F{i}"))).json()["id"] for i in range(3)]
+    await receiver.wait_for(lambda: receiver.numbers(sub) == [1, 2, 3])
+
+    status = (await api.get(f"/Subscription/{sub}/$status")).json()
+    assert status["type"] == "searchset"
+    assert status_parameter(status, "events-since-subscription-start")[0]["valueString"] == "3"
+    assert status_parameter(status, "status")[0]["valueCode"] == "active"
+    attempts = status_parameter(status, "delivery-attempt")
+    assert attempts and {p["name"]: p for p in attempts[0]["part"]}["outcome"]["valueCode"] == "delivered"
+
+    events = (await api.get(f"/Subscription/{sub}/$events?eventsSinceNumber=2&eventsUntilNumber=3")).json()
+    assert events["type"] == "history"
+    numbers = [
+        {p["name"]: p for p in e["part"]}["event-number"]["valueString"]
+        for e in status_parameter(events, "notification-event")
+    ]
+    assert numbers == ["2", "3"]
+    assert [e["resource"]["id"] for e in events["entry"][1:]] == ids[1:]
+
+    post = await api.post(
+        f"/Subscription/{sub}/$events",
+        json={"resourceType": "Parameters", "parameter": [{"name": "eventsSinceNumber", "valueString": "3"}]},
+    )
+    assert len(status_parameter(post.json(), "notification-event")) == 1
+    assert (await api.get(f"/Subscription/{sub}/$events?eventsSinceNumber=x")).status_code == 400
+    assert (await api.get("/Subscription/nope/$status")).status_code == 404
+
+
+async def test_dead_letters_set_error_and_resend_delivers_them(sub_settings, receiver):
+    settings = sub_settings.model_copy(update={"retry_window": 0.3, "failures_before_error": 100})
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://fhir.test") as api:
+            sub = await subscribe(api, rest_hook(receiver.url + "/hook", "Patient?gender=female"))
+            receiver.status = 500
+            for i in range(2):
+                await api.post("/Patient", json=patient(f"Lost{i}"))
+
+            async def both_dead() -> bool:
+                status = (await api.get(f"/Subscription/{sub}/$status")).json()
+                return status_parameter(status, "events-dead")[0]["valueInteger"] == 2
+
+            await eventually(both_dead, what="two dead letters")
+            assert await status_of(api, sub) == "error"
+            assert "dead letter" in (await api.get(f"/Subscription/{sub}")).json()["error"]
+
+            receiver.status = 200
+            resent = (await api.post(f"/Subscription/{sub}/$resend")).json()
+            assert resent["parameter"][1]["valueInteger"] == 2
+            await receiver.wait_for(lambda: receiver.numbers(sub) == [1, 2])
+            await wait_status(api, sub, "active")
+
+
+async def test_delivery_state_survives_a_restart(sub_settings, receiver):
+    async def run(steps):
+        app = create_app(sub_settings)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://fhir.test") as api:
+                return await steps(api)
+
+    async def before(api):
+        sub = await subscribe(api, rest_hook(receiver.url + "/hook", "Patient?gender=female"))
+        receiver.stop()
+        for i in range(3):
+            await api.post("/Patient", json=patient(f"Pending{i}"))
+        return sub
+
+    sub = await run(before)
+    receiver.start()
+
+    async def after(api):
+        await receiver.wait_for(lambda: receiver.numbers(sub) == [1, 2, 3])
+        status = (await api.get(f"/Subscription/{sub}/$status")).json()
+        assert status_parameter(status, "events-since-subscription-start")[0]["valueString"] == "3"
+        events = (await api.get(f"/Subscription/{sub}/$events")).json()
+        assert len(status_parameter(events, "notification-event")) == 3
+
+    await run(after)
