@@ -47,6 +47,12 @@ local headers = {
   ["Accept"] = "application/fhir+json",
 }
 local get_headers = { ["Accept"] = "application/fhir+json" }
+-- CRUD_MIX_AUTHORIZATION, when set, is sent as the Authorization header (e.g. "Bearer eyJ...")
+local authorization = os.getenv("CRUD_MIX_AUTHORIZATION")
+if authorization ~= nil and authorization ~= "" then
+  headers["Authorization"] = authorization
+  get_headers["Authorization"] = authorization
+end
 local cycle = { "POST", "GET", "PUT", "POST", "GET" }
 local step = 0
 

@@ -1,6 +1,7 @@
 """Shared fixtures: the app in-process over ASGI, with a fresh SQLite store per test."""
 
 import json
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -9,6 +10,10 @@ import pytest
 
 from nphies_facade.server.app import create_app
 from nphies_facade.server.settings import Settings
+
+# Authentication is on by default; suites other than tests/security/ exercise FHIR behaviour without
+# tokens, so apps and server processes they start run with it off unless a test says otherwise.
+os.environ.setdefault("NPHIES_FACADE_AUTH", "off")
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 FHIR_EXAMPLES = SHARED / "fhir-examples"
@@ -25,7 +30,7 @@ def requires_shared() -> pytest.MarkDecorator:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", base_url="http://fhir.test")
+    return Settings(data_dir=tmp_path / "data", base_url="http://fhir.test", auth="off")
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from ..resources.service import FhirService
 from ..resources.sqlite.store import SqliteStore
 from ..resources.store import Store
 from ..subscriptions.runtime import SubscriptionRuntime
-from . import bundle_routes, errors, rest, search_routes, subscription_routes
+from . import bundle_routes, errors, nphies_wiring, operation_routes, rest, search_routes, subscription_routes
 from .auth import audit_routes
 from .auth import routes as auth_routes
 from .auth.hardening import JsonLimits
@@ -70,9 +70,13 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
         )
         app.state.subscriptions = subscriptions
         await subscriptions.start()
+        app.state.nphies = nphies_wiring.nphies_operations(settings, app.state.service, clock, simulator)
+        await app.state.nphies.start()
+        nphies_wiring.log_target(settings)
         try:
             yield
         finally:
+            await app.state.nphies.stop()
             await subscriptions.stop()
             await security.stop()
             await app.state.service.close()
@@ -81,6 +85,7 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
     app = FastAPI(title="nphies-facade", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
     errors.install(app)
+    simulator = nphies_wiring.simulator_app(settings)
     app.add_middleware(JsonLimits, max_depth=settings.max_json_depth, max_bytes=settings.max_body_bytes)
 
     @app.middleware("http")
@@ -133,6 +138,8 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
             search_types=SEARCHABLE,
             operations=[search_routes.REINDEX],
             security=capability_security(request.app.state.security),
+            resource_operations=operation_routes.RESOURCE_OPERATIONS,
+            nphies=nphies_wiring.capability_note(settings),
         )
         return FhirResponse(statement)
 
@@ -141,6 +148,9 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
     app.include_router(subscription_routes.router)
     app.include_router(bundle_routes.router)
     app.include_router(search_routes.router)
+    if simulator is not None:
+        app.mount(nphies_wiring.SIMULATOR_PATH, simulator)
+    app.include_router(operation_routes.router)
     app.include_router(rest.router)
     app.include_router(search_routes.type_router)
     return app

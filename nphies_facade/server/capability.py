@@ -7,6 +7,9 @@ from .bundle_routes import BUNDLE_INTERACTIONS
 from .rest import INTERACTIONS, SYSTEM_INTERACTIONS
 from .search_routes import SYSTEM_SEARCH_INTERACTIONS
 
+NPHIES_SANDBOX_EXTENSION = "urn:nphies-facade:extension:nphies-sandbox"
+SANDBOX_NOTE = "NPHIES SANDBOX: messages go to the embedded NPHIES simulator, not to NPHIES"
+
 
 def _reverse_includes(registry: SearchRegistry) -> dict[str, list[str]]:
     """Target type -> the `Source:code` reference parameters that can point at it."""
@@ -59,7 +62,11 @@ def capability_statement(
     search_types: set[str] | None = None,
     operations: list[dict] | None = None,
     security: dict | None = None,
+    resource_operations: dict[str, list[dict]] | None = None,
+    nphies: dict | None = None,
 ) -> dict:
+    """`nphies` ({"sandbox": bool, "endpoint": url}) says where NPHIES messages go; a sandbox is named in
+    the implementation description, an extension and the documentation of each resource operation."""
     reverse = _reverse_includes(registry) if search_types is not None else None
     searching = SYSTEM_SEARCH_INTERACTIONS if search_types is not None else ()
     rest: dict = {
@@ -69,18 +76,37 @@ def capability_statement(
     }
     if operations:
         rest["operation"] = operations
+    sandbox = bool(nphies and nphies.get("sandbox"))
+    for entry in rest["resource"]:
+        found = (resource_operations or {}).get(entry["type"])
+        if found:
+            entry["operation"] = [_sandboxed(o) if sandbox else o for o in found]
     if security:
         rest["security"] = security
-    return {
+    description = "nphies-facade FHIR R4 server"
+    extension = []
+    if nphies is not None:
+        extension = [{"url": NPHIES_SANDBOX_EXTENSION, "valueBoolean": sandbox}]
+        description += (
+            f"; {SANDBOX_NOTE} at {nphies['endpoint']}" if sandbox else "; NPHIES messages go to NPHIES"
+        )
+    statement = {
         "resourceType": "CapabilityStatement",
         "status": "active",
         "date": instant,
         "publisher": "nphies-facade",
         "kind": "instance",
         "software": {"name": "nphies-facade", "version": __version__},
-        "implementation": {"description": "nphies-facade FHIR R4 server", "url": base},
+        "implementation": {"description": description, "url": base},
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json", "json"],
         "patchFormat": ["application/json-patch+json"],
         "rest": [rest],
     }
+    if extension:
+        statement["extension"] = extension
+    return statement
+
+
+def _sandboxed(operation: dict) -> dict:
+    return {**operation, "documentation": f"[{SANDBOX_NOTE}] {operation.get('documentation', '')}"}

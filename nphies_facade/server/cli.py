@@ -49,9 +49,38 @@ def _worker(args: argparse.Namespace) -> int:
         print("nphies-facade worker needs NPHIES_FACADE_REDIS_URL (or --redis-url)", file=sys.stderr)
         return 2
     from ..subscriptions.worker import serve_worker  # arq is needed by the worker only
+    from .app import store_for
 
-    asyncio.run(serve_worker(settings.database_path, settings.subscription_config()))
+    asyncio.run(serve_worker(store_for(settings), settings.subscription_config()))
     return 0
+
+
+def _db_init(args: argparse.Namespace) -> int:
+    settings = Settings()
+    url = args.mongodb_url or settings.mongodb_url
+    if not url:
+        from ..resources.sqlite.store import SqliteStore
+
+        store = SqliteStore(settings.database_path)
+        asyncio.run(_open_and_close(store))
+        print(f"SQLite store {settings.database_path}: schema ready")
+        return 0
+    from pymongo.errors import PyMongoError  # pymongo is needed by this backend only
+
+    from ..resources.mongo.database_init import initialise
+
+    try:
+        lines = asyncio.run(initialise(url, args.database or settings.mongodb_database))
+    except (PyMongoError, RuntimeError) as exc:
+        print(f"nphies-facade db init: {exc}", file=sys.stderr)
+        return 1
+    print("\n".join(lines))
+    return 0
+
+
+async def _open_and_close(store) -> None:
+    await store.open()
+    await store.close()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,6 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
     simulator_cli.add_arguments(simulator)
     simulator.set_defaults(run=simulator_cli.run_from_args)
     security_cli.add_commands(commands)
+    db = commands.add_parser("db", help="store administration").add_subparsers(
+        dest="db_command", required=True
+    )
+    init = db.add_parser("init", help="create the store's collections and indexes (idempotent); print them")
+    init.add_argument("--mongodb-url", help="MongoDB to initialise (default NPHIES_FACADE_MONGODB_URL)")
+    init.add_argument("--database", help="database name (default NPHIES_FACADE_MONGODB_DATABASE)")
+    init.set_defaults(run=_db_init)
     return parser
 
 

@@ -8,7 +8,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ..subscriptions.config import SubscriptionConfig
 
-
 # Signature algorithms an access token may use: asymmetric only, so `none` and HMAC with a public key
 # as the secret can never verify.
 ASYMMETRIC_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384"})
@@ -52,7 +51,7 @@ class Settings(BaseSettings):
     delivery_retention_days: float = Field(30.0, gt=0)
 
     # Security (docs/security.md). Durations in seconds; lists are comma-separated.
-    auth: Literal["on", "off"] = "off"  # FLIP-TO-ON (last step)
+    auth: Literal["on", "off"] = "on"
     auth_issuer: str | None = None
     auth_jwks_url: str | None = None
     auth_token_url: str | None = None
@@ -73,6 +72,32 @@ class Settings(BaseSettings):
     rate_limit: float = Field(50.0, ge=0)
     rate_limit_burst: int = Field(100, ge=1)
     cors_origins: str = ""
+
+    # NPHIES exchange and operations (docs/nphies.md). No URL: the embedded sandbox simulator.
+    nphies_url: str | None = None
+    nphies_provider_license: str = "PR-FHIR"
+    nphies_provider_name: str = "nphies-facade provider"
+    nphies_provider_type: str = "1"
+    nphies_payer_license: str = "INS-FHIR"
+    nphies_payer_name: str | None = None
+    nphies_source_endpoint: str | None = None
+    nphies_timeout: float = Field(60.0, gt=0)
+    nphies_connect_timeout: float = Field(10.0, gt=0)
+    nphies_retries: int = Field(2, ge=0, le=10)
+    nphies_backoff: float = Field(0.5, ge=0)
+    nphies_max_backoff: float = Field(5.0, ge=0)
+    nphies_cert_file: Path | None = None
+    nphies_key_file: Path | None = None
+    nphies_ca_file: Path | None = None
+    nphies_headers: dict[str, SecretStr] = Field(default_factory=dict)
+    nphies_eligibility_cache_ttl: float = Field(3600.0, ge=0)
+    nphies_poll_schedule: str = "1,2,5,10,30,60,120,300,600,1800,3600"
+    nphies_answer_deadline: float = Field(7 * 86400.0, gt=0)
+    nphies_send_attempts: int = Field(5, ge=1)
+    nphies_retry_schedule: str = "1,5,30,120,600"
+    nphies_step_concurrency: int = Field(8, ge=1)
+    nphies_sweep_interval: float = Field(30.0, gt=0)
+    nphies_simulator_config: Path | None = None
 
     @field_validator("auth_algorithms")
     @classmethod

@@ -4,13 +4,12 @@ the reconciler, and an arq consumer running workflow jobs from Redis."""
 import asyncio
 import logging
 import signal
-from pathlib import Path
 
 from ..resources.clock import Clock, system_clock
 from ..resources.search.definitions import SearchRegistry
 from ..resources.search.extraction import Extractor
 from ..resources.service import FhirService
-from ..resources.sqlite.store import SqliteStore
+from ..resources.store import Store
 from .arq_queue import ArqQueue, run_arq_worker
 from .config import SubscriptionConfig
 from .runtime import SubscriptionRuntime
@@ -35,9 +34,8 @@ async def run_worker(
         log.info("worker %s stopped", runtime.name)
 
 
-async def serve_worker(database_path: Path, config: SubscriptionConfig) -> None:
-    """Opens the store, runs the worker until SIGTERM or SIGINT, and closes the store."""
-    store = SqliteStore(database_path)
+async def serve_worker(store: Store, config: SubscriptionConfig) -> None:
+    """Opens the store (SQLite or MongoDB), runs the worker until SIGTERM or SIGINT, and closes the store."""
     await store.open()
     service = FhirService(store, Extractor(SearchRegistry()))
     stop = asyncio.Event()

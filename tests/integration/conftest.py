@@ -46,7 +46,7 @@ def server_url(tmp_path_factory) -> Iterator[str]:
         "--data-dir",
         str(data_dir),
     ]
-    env = {**os.environ, "NPHIES_FACADE_LOG_LEVEL": "warning"}
+    env = {**os.environ, "NPHIES_FACADE_LOG_LEVEL": "warning", "NPHIES_FACADE_AUTH": "off"}
     process = subprocess.Popen(cli, env=env)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -117,3 +117,14 @@ def test_the_server_key_is_created_with_owner_only_permissions(secure_app, secur
         mode = (secure_settings.secrets_dir / name).stat().st_mode & 0o777
         assert mode == 0o600, name
     assert "PRIVATE" not in repr(secure_app.state.security.key)
+
+
+async def test_authentication_is_on_by_default(tmp_path, clock, monkeypatch):
+    monkeypatch.delenv("NPHIES_FACADE_AUTH", raising=False)  # tests/conftest.py turns it off for other suites
+    settings = Settings(data_dir=tmp_path / "d", base_url=BASE)
+    assert settings.auth == "on"
+    app = create_app(settings, clock)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as c:
+            assert (await c.get("/Patient")).status_code == 401
+            assert (await c.get("/metadata")).status_code == 200

@@ -1,7 +1,7 @@
 """The MongoDB store: the store port on a replica set, written in multi-document transactions."""
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from pymongo import AsyncMongoClient
@@ -14,6 +14,7 @@ from .connection import connect, require_replica_set
 from .documents import VERSION_PROJECTION, history_version, outbox_event, read_version, resource_key
 from .indexes import ensure_indexes
 from .ledger import MongoLedger
+from .outbox_watch import follow_outbox
 from .search_exec import MongoSearch
 from .security import MongoSecurity
 from .transaction import find_ids, latest_position, transaction
@@ -127,6 +128,10 @@ class MongoStore(Store):
     async def outbox_after(self, seq: int, limit: int = 100) -> list[OutboxEvent]:
         cursor = self.collections.outbox.find({"_id": {"$gt": seq}}).sort("_id", 1).limit(limit)
         return [outbox_event(doc) async for doc in cursor]
+
+    async def follow_outbox(self, wake: Callable[[], None], stop: asyncio.Event) -> None:
+        """Calls `wake` when an outbox event is written, from any process, until `stop` (outbox_watch.py)."""
+        await follow_outbox(self.collections.outbox, wake, stop)
 
     def ledger(self) -> MongoLedger:
         if self._ledger is None:

@@ -63,14 +63,18 @@ def run_search(db: sqlite3.Connection, pids: Pids, plan: SearchPlan) -> SearchPa
     pids.resolve_sync(db, param_keys(plan))  # warms the cache in one go
     matches: list[Found] = []
     more = False
-    if plan.fetch_matches:
-        rows = db.execute(*renderer.page(plan)).fetchall()
+    page = renderer.page(plan) if plan.fetch_matches else None
+    if page is not None:
+        rows = db.execute(*page).fetchall()
         more = len(rows) > plan.limit
         rows = rows[: plan.limit]
         if plan.keyset is not None and plan.keyset.backwards:
             rows.reverse()
         matches = [Found(_version(row), (*row[6:], row[0])) for row in rows]
-    total = db.execute(*renderer.count(plan)).fetchone()[0] if plan.count_total else None
+    total = None
+    if plan.count_total:
+        count = renderer.count(plan)
+        total = db.execute(*count).fetchone()[0] if count is not None else 0
     included = _included(db, renderer, plan, matches)
     return SearchPage(matches, included, total, more)
 
@@ -102,8 +106,8 @@ def _included(
 
 
 def run_ids(db: sqlite3.Connection, pids: Pids, plan: SearchPlan, limit: int) -> list[str]:
-    renderer = SqlRenderer(lambda keys: pids.resolve_sync(db, keys))
-    return [row[0] for row in db.execute(*renderer.ids(plan, limit))]
+    rendered = SqlRenderer(lambda keys: pids.resolve_sync(db, keys)).ids(plan, limit)
+    return [row[0] for row in db.execute(*rendered)] if rendered is not None else []
 
 
 def latest_position(db: sqlite3.Connection, resource_type: str) -> int:

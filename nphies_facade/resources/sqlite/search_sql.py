@@ -48,6 +48,7 @@ ROW_COLUMNS = ("rid", "type", "id", "version", "last_updated", "body")
 TEXT_LAST_ASC, TEXT_LAST_DESC = "\U0010ffff", ""
 NUMBER_LAST_ASC, NUMBER_LAST_DESC = 1.7976931348623157e308, -1.7976931348623157e308
 _COMPARE = {"lt": "<", "le": "<=", "gt": ">", "ge": ">="}
+NOTHING = "0"  # a condition no row meets: a page, count or id query with it is not run at all
 _MATCH_CLASSES = {cls.__name__: cls for cls in (TokenMatch, ReferenceMatch, RangeMatch)}
 
 
@@ -230,7 +231,7 @@ class SqlRenderer:
                 f"{alias}.type = ?" if len(types) == 1 else f"{alias}.type IN ({_marks(len(types))})"
             )
         parts += [self._filter(f, alias, args) for f in filters]
-        return " AND ".join(parts)
+        return NOTHING if NOTHING in parts else " AND ".join(parts)
 
     # sort keys and keyset
 
@@ -261,8 +262,8 @@ class SqlRenderer:
         if pid is None:
             args.append(last)
             return "?"
-        args.extend(pid_args)
         args.append(last)
+        args.extend(pid_args)
         aggregate = "max" if spec.descending else "min"
         return f"(SELECT coalesce({aggregate}({column}), ?) FROM idx WHERE rid = r.rid AND {pid})"
 
@@ -276,13 +277,15 @@ class SqlRenderer:
             keys = [(column, not descending) for column, descending in keys]
         return keys
 
-    def page(self, plan: SearchPlan) -> tuple[str, list]:
+    def page(self, plan: SearchPlan) -> tuple[str, list] | None:
         args: list = []
         filtered = any(_selects(f) for f in plan.filters)
         keys = "".join(
             f", {self._sort_expr(spec, args, filtered)} AS k{n}" for n, spec in enumerate(plan.sort)
         )
         where = self.where(plan.types, plan.filters, "r", args)
+        if where == NOTHING:
+            return None
         sql = (
             "SELECT rid, type, id, version, last_updated, body"
             + "".join(f", k{n}" for n in range(len(plan.sort)))
@@ -296,16 +299,16 @@ class SqlRenderer:
         args.append(plan.limit + 1)
         return sql, args
 
-    def count(self, plan: SearchPlan) -> tuple[str, list]:
-        args: list = []
-        return (
-            f"SELECT count(*) FROM resources r WHERE {self.where(plan.types, plan.filters, 'r', args)}",
-            args,
-        )
-
-    def ids(self, plan: SearchPlan, limit: int) -> tuple[str, list]:
+    def count(self, plan: SearchPlan) -> tuple[str, list] | None:
         args: list = []
         where = self.where(plan.types, plan.filters, "r", args)
+        return None if where == NOTHING else (f"SELECT count(*) FROM resources r WHERE {where}", args)
+
+    def ids(self, plan: SearchPlan, limit: int) -> tuple[str, list] | None:
+        args: list = []
+        where = self.where(plan.types, plan.filters, "r", args)
+        if where == NOTHING:
+            return None
         args.append(limit)
         return f"SELECT r.id FROM resources r WHERE {where} ORDER BY r.rid LIMIT ?", args
 

@@ -114,7 +114,8 @@ async def search_audit(request: Request) -> Response:
 async def read_audit(request: Request, event_id: str) -> Response:
     service, ctx = _service(request), _context(request)
     await service.authorize(ctx, Interaction.READ, AUDIT_TYPE)
-    row = await service.store.security().audit_row(int(event_id)) if event_id.isdigit() else None
+    known = event_id.isdigit() and len(event_id) <= 18
+    row = await service.store.security().audit_row(int(event_id)) if known else None
     if row is None:
         raise not_found(f"{AUDIT_TYPE}/{event_id} is not known")
     event = audit_event(row)

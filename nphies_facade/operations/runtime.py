@@ -1,0 +1,83 @@
+"""NphiesOperations: the operations of one process, wired to the gateway, the cache and the step runner."""
+
+import logging
+
+from ..nphies.gateway import NphiesGateway
+from ..resources.access import Interaction
+from ..resources.clock import Clock, system_clock
+from ..resources.context import RequestContext
+from ..resources.errors import error
+from ..resources.service import FhirService, resource_json
+from ..resources.store import StoredVersion
+from .cancel import Cancelled, CancelOperation
+from .config import OperationsConfig
+from .eligibility import EligibilityAnswer, EligibilityOperation
+from .eligibility_cache import EligibilityCache, RedisEligibilityCache, StoreEligibilityCache
+from .parameters import check_names, read_parameters
+from .provider import ProviderOrganization
+from .scheduler import StepScheduler
+from .steps import SubmitSteps
+from .submit import SubmitOperation, Submitted
+from .tasks import is_submit
+
+log = logging.getLogger("nphies_facade.operations")
+
+
+class NphiesOperations:
+    def __init__(
+        self,
+        service: FhirService,
+        gateway: NphiesGateway,
+        config: OperationsConfig,
+        clock: Clock = system_clock,
+        redis_url: str | None = None,
+    ) -> None:
+        self.service = service
+        self.gateway = gateway
+        self.config = config
+        self.cache = _cache(service, config, clock, redis_url)
+        self.provider = ProviderOrganization(service, config.provider)
+        self.steps = SubmitSteps(service, gateway, config, clock)
+        self.scheduler = StepScheduler(service, self.steps, config)
+        self._eligibility = EligibilityOperation(service, gateway, config, self.cache, self.provider, clock)
+        self._submit = SubmitOperation(service, config, self.scheduler.schedule, clock)
+        self._cancel = CancelOperation(service, gateway, config, clock)
+
+    async def start(self) -> None:
+        await self.scheduler.start()
+
+    async def stop(self) -> None:
+        await self.scheduler.stop()
+        await self.cache.close()
+        await self.gateway.aclose()
+
+    async def eligibility(
+        self, ctx: RequestContext, coverage_id: str, body: object | None, use_cache: bool = True
+    ) -> EligibilityAnswer:
+        return await self._eligibility.run(ctx, coverage_id, body, use_cache)
+
+    async def submit(self, ctx: RequestContext, claim_id: str, body: object | None) -> Submitted:
+        return await self._submit.run(ctx, claim_id, body)
+
+    async def cancel(self, ctx: RequestContext, claim_id: str, body: object | None) -> Cancelled:
+        return await self._cancel.run(ctx, claim_id, body)
+
+    async def poll(self, ctx: RequestContext, task_id: str, body: object | None) -> StoredVersion:
+        """Runs a $submit Task's step now (a poll, when it waits for a queued answer); returns the Task."""
+        check_names(read_parameters(body), set(), "$poll")
+        stored = await self.service.read("Task", task_id, ctx=ctx)
+        task = resource_json(stored)
+        await self.service.authorize(ctx, Interaction.OPERATION, "Task", task)
+        if not is_submit(task):
+            raise error(422, "business-rule", "$poll works on the Tasks $submit created (code submit)")
+        await self.steps.advance(task_id, force=True)
+        await self.scheduler.schedule(task_id)
+        return await self.service.read("Task", task_id, ctx=ctx)
+
+
+def _cache(
+    service: FhirService, config: OperationsConfig, clock: Clock, redis_url: str | None
+) -> EligibilityCache:
+    if redis_url:
+        return RedisEligibilityCache(service, config.eligibility_ttl, clock, redis_url)
+    return StoreEligibilityCache(service, config.eligibility_ttl, clock)

@@ -1,0 +1,101 @@
+"""Runs $submit Task steps as jobs: the subscriptions' in-process job queue, one job id per Task.
+
+The job id is `nphies:{task id}`; the step to run, when it is due and how often it was tried are in the
+Task (the store is the truth), so a job only carries the id: a duplicate enqueue is dropped, a job returns
+the seconds until its Task's next step and the queue runs it again then. The sweep at start-up enqueues
+every open submit Task (a restart resumes each schedule); later sweeps, every `sweep_interval`, enqueue
+the open Tasks whose step is overdue, so a Task whose job was lost is re-driven.
+"""
+
+import asyncio
+import contextlib
+import logging
+
+from ..resources.context import RequestContext
+from ..resources.searching import SearchOptions
+from ..resources.service import FhirService, resource_json
+from ..resources.store import StoredVersion
+from ..subscriptions.queue import InProcessQueue
+from .codes import OPERATION_CODES, SUBMIT
+from .config import OperationsConfig
+from .steps import SubmitSteps
+from .tasks import step_of
+
+log = logging.getLogger("nphies_facade.operations")
+
+JOB_PREFIX = "nphies:"
+OPEN_STATUSES = "requested,received,accepted,ready,in-progress,on-hold"
+SWEEP_PAGE = 500
+
+
+def job_id(task_id: str) -> str:
+    return f"{JOB_PREFIX}{task_id}"
+
+
+class StepScheduler:
+    def __init__(self, service: FhirService, steps: SubmitSteps, config: OperationsConfig) -> None:
+        self.service = service
+        self.steps = steps
+        self.config = config
+        self.queue = InProcessQueue(self._run, config.step_concurrency)
+        self._stop = asyncio.Event()
+        self._sweeper: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        self._stop.clear()
+        await self.queue.start()
+        self._sweeper = asyncio.create_task(self._sweep_periodically())
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._sweeper is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+        await self.queue.close()
+
+    async def schedule(self, task_id: str) -> None:
+        """Runs the Task's step now (or, if not due yet, when it is due)."""
+        await self.queue.enqueue([job_id(task_id)])
+
+    async def _run(self, job: str) -> float | None:
+        return await self.steps.advance(job.removeprefix(JOB_PREFIX))
+
+    async def sweep(self, everything: bool = False) -> int:
+        """Enqueues the open submit Tasks whose step is due (`everything`: all of them); returns how many."""
+        ctx = RequestContext.system("operation:submit")
+        params = [
+            ("code", f"{OPERATION_CODES}|{SUBMIT}"),
+            ("status", OPEN_STATUSES),
+            ("_count", str(SWEEP_PAGE)),
+        ]
+        found = 0
+        cursor: str | None = None
+        while True:
+            page = params + ([("_cursor", cursor)] if cursor else [])
+            result = await self.service.search(("Task",), page, SearchOptions(max_count=SWEEP_PAGE), ctx=ctx)
+            now = self.service.clock().timestamp()
+            ids = [job_id(v.id) for v in result.matches if everything or _overdue(v, now)]
+            await self.queue.enqueue(ids)
+            found += len(ids)
+            cursor = result.next_cursor
+            if not cursor:
+                return found
+
+    async def _sweep_periodically(self) -> None:
+        everything = True
+        while not self._stop.is_set():
+            try:
+                count = await self.sweep(everything)
+                everything = False
+                if count:
+                    log.debug("sweep enqueued %d open submit Tasks", count)
+            except Exception as exc:  # the next sweep tries again
+                log.warning("sweep of submit Tasks failed: %s", type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.config.sweep_interval):
+                    await self._stop.wait()
+
+
+def _overdue(stored: StoredVersion, now: float) -> bool:
+    return step_of(resource_json(stored)).due <= now
