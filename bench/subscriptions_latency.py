@@ -23,7 +23,6 @@ import platform
 import shutil
 import socket
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -61,8 +60,8 @@ def stop(process: subprocess.Popen | None) -> None:
             process.kill()
 
 
-async def wait_http(url: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_http(url: str, within: float = 60.0) -> None:
+    deadline = time.monotonic() + within
     async with httpx.AsyncClient() as client:
         while time.monotonic() < deadline:
             try:
@@ -97,6 +96,7 @@ class Stack:
 
     def env(self) -> dict[str, str]:
         env = {
+            "NPHIES_FACADE_AUTH": "off",
             "NPHIES_FACADE_LOG_LEVEL": "warning",
             "NPHIES_FACADE_WORKFLOW_MODULES": "subscriptions_workflow",
             "PYTHONPATH": str(ROOT / "bench"),
@@ -107,16 +107,22 @@ class Stack:
         return env
 
     async def start_support(self) -> None:
-        receiver = [sys.executable, str(ROOT / "bench" / "subscriptions_receiver.py"), str(self.receiver_port)]
+        receiver = [
+            sys.executable,
+            str(ROOT / "bench" / "subscriptions_receiver.py"),
+            str(self.receiver_port),
+        ]
         self.receiver = start(receiver, {})
         if self.mode == "arq":
             redis = ["redis-server", "--port", str(self.redis_port), "--save", "", "--appendonly", "no"]
-            self.redis = subprocess.Popen(redis, stdout=subprocess.DEVNULL)
+            self.redis = start(redis, {})
         await wait_http(self.receiver_url + "/_stats")
 
     async def start_fhir(self) -> None:
         cli = [sys.executable, "-m", "nphies_facade.server.cli"]
-        self.server = start([*cli, "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)], self.env())
+        self.server = start(
+            [*cli, "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)], self.env()
+        )
         await wait_http(self.url + "/readyz")
         if self.mode == "arq":
             self.worker = start([*cli, "worker", "--data-dir", str(self.data_dir)], self.env())
@@ -182,7 +188,11 @@ async def subscribe(client: httpx.AsyncClient, stack: Stack, count: int) -> list
             "status": "requested",
             "reason": "benchmark",
             "criteria": f"Observation?code={SYSTEM}|c{c}",
-            "channel": {"type": "rest-hook", "endpoint": stack.receiver_url + "/fhir", "payload": "application/fhir+json"},
+            "channel": {
+                "type": "rest-hook",
+                "endpoint": stack.receiver_url + "/fhir",
+                "payload": "application/fhir+json",
+            },
         }
         ids.append((await client.post("/Subscription", json=hook, headers=FHIR_JSON)).json()["id"])
     job = {
@@ -212,7 +222,9 @@ async def write_steadily(client: httpx.AsyncClient, rate: float, count: int, sub
         nonlocal errors
         sent = time.perf_counter()
         try:
-            response = await client.post("/Observation", content=orjson.dumps(observation(i, subscriptions)), headers=FHIR_JSON)
+            response = await client.post(
+                "/Observation", content=orjson.dumps(observation(i, subscriptions)), headers=FHIR_JSON
+            )
             if response.status_code != 201:
                 errors += 1
         except httpx.HTTPError:
@@ -229,7 +241,12 @@ async def write_steadily(client: httpx.AsyncClient, rate: float, count: int, sub
         task.add_done_callback(in_flight.discard)
     await asyncio.gather(*in_flight)
     elapsed = time.perf_counter() - started
-    return {"writes": count, "achieved_rate": round(count / elapsed, 1), "errors": errors, "write_ms": percentiles(write_ms)}
+    return {
+        "writes": count,
+        "achieved_rate": round(count / elapsed, 1),
+        "errors": errors,
+        "write_ms": percentiles(write_ms),
+    }
 
 
 async def loopback_baseline(stack: Stack, count: int = 500) -> dict:
@@ -299,7 +316,14 @@ async def fill_backlog(database: Path, count: int, subscriptions: int) -> float:
                     resource = observation(i, subscriptions)
                     resource["id"] = uuid.uuid4().hex
                     resource["meta"] = {"versionId": "1", "lastUpdated": fhir_instant(system_clock())}
-                    stored = StoredVersion("Observation", resource["id"], 1, resource["meta"]["lastUpdated"], "POST", orjson.dumps(resource))
+                    stored = StoredVersion(
+                        "Observation",
+                        resource["id"],
+                        1,
+                        resource["meta"]["lastUpdated"],
+                        "POST",
+                        orjson.dumps(resource),
+                    )
                     await tx.write(stored, extractor.extract(resource), "backlog")
     finally:
         await store.close()
@@ -412,7 +436,9 @@ def report(result: dict, args: argparse.Namespace) -> None:
         f"{steady['commit_to_job_start_ms'].get('p95')}/{steady['commit_to_job_start_ms'].get('p99')} ms"
     )
     base = steady["baseline_loopback_post_ms"]
-    print(f"  baseline loopback POST to the receiver: p50 {base['p50']} ms, p95 {base['p95']} ms, p99 {base['p99']} ms")
+    print(
+        f"  baseline loopback POST to the receiver: p50 {base['p50']} ms, p95 {base['p95']} ms, p99 {base['p99']} ms"
+    )
     if backlog:
         goal = "met" if backlog["relay_events_per_s"] >= 3000 else "NOT met"
         print(

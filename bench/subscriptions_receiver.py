@@ -49,4 +49,6 @@ async def app(scope: dict, receive, send) -> None:
 
 
 if __name__ == "__main__":
-    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="error", access_log=False, interface="asgi3")
+    uvicorn.run(
+        app, host="127.0.0.1", port=int(sys.argv[1]), log_level="error", access_log=False, interface="asgi3"
+    )

@@ -248,16 +248,35 @@ def risk_assessments() -> list[dict]:
             "prediction": [prediction],
         }
 
+    several = risk("r5", 0.1)
+    several["prediction"].append({"probabilityDecimal": 0.9})
+    return [risk("r1", 0.02), risk("r2", 0.5), risk("r3", 100), risk("r4", 0.25), several]
+
+
+def encounters() -> list[dict]:
+    def encounter(eid: str, *periods: tuple[str, str]) -> dict:
+        return {
+            "resourceType": "Encounter",
+            "id": eid,
+            "status": "finished",
+            "class": {"code": "AMB"},
+            "location": [
+                {"location": {"reference": f"Location/l{n}"}, "period": {"start": a, "end": b}}
+                for n, (a, b) in enumerate(periods)
+            ],
+        }
+
     return [
-        risk("r1", 0.02),
-        risk("r2", 0.5),
-        risk("r3", 100),
-        risk("r4", 0.25),
+        encounter("e1", ("2024-01-01", "2024-01-02"), ("2024-03-01", "2024-03-03")),
+        encounter("e2", ("2024-02-10", "2024-02-20")),
+        encounter("e3", ("2024-01-10", "2024-01-10")),
     ]
 
 
 def generated() -> list[dict]:
-    return patients() + organizations() + claims() + tasks() + observations() + risk_assessments()
+    return (
+        patients() + organizations() + claims() + tasks() + observations() + risk_assessments() + encounters()
+    )
 
 
 DELETED = (("Patient", "p5"), ("Task", "t6"))

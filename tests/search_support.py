@@ -62,6 +62,22 @@ def _pairs(query: str) -> list[tuple[str, str]]:
     return parse_qsl(query, keep_blank_values=True)
 
 
+def forced_ranges(choose):
+    """A driver choice that starts from range rows whenever two filters share a date or number parameter."""
+    from nphies_facade.resources.sqlite import search_exec, search_sql
+
+    def choose_drivers(db, renderer, plan):
+        candidates = [
+            n for n, f in enumerate(plan.filters) if search_sql.can_drive(f) and hasattr(f, "atoms")
+        ]
+        same = search_exec._same_parameter(plan, candidates)
+        if same is not None and plan.filters[same[0]].param.kind in ("date", "number"):
+            return (search_sql.RANGE, *same), (search_sql.RANGE, *same)
+        return choose(db, renderer, plan)
+
+    return choose_drivers
+
+
 class Reference:
     """The brute-force evaluator: every live resource's index values, matched criterion by criterion."""
 

@@ -255,3 +255,30 @@ async def test_chains_and_reverse_chains_over_http(client):
     reverse = await _get(client, "/Claim?_has:Task:focus:status=completed")
     assert _ids(reverse) == [data["claim"]]
     assert _ids(await _get(client, "/Claim?_has:Task:focus:status=cancelled")) == []
+
+
+async def test_bundle_get_entries_search_and_see_the_transaction_writes(client):
+    await _patients(client, 2)
+    batch = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [{"request": {"method": "GET", "url": "Patient?family=family1&_total=accurate"}}],
+    }
+    answered = (await client.post("/", json=batch)).json()["entry"][0]
+    assert answered["response"]["status"].startswith("200")
+    assert answered["resource"]["type"] == "searchset" and answered["resource"]["total"] == 1
+    transaction = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "resource": _patient("Newcomer", "2000-01-01", "99"),
+                "request": {"method": "POST", "url": "Patient"},
+            },
+            {"request": {"method": "GET", "url": "Patient?identifier=99"}},
+        ],
+    }
+    response = await client.post("/", json=transaction)
+    assert response.status_code == 200, response.text
+    found = response.json()["entry"][1]["resource"]
+    assert [e["resource"]["name"][0]["family"] for e in found["entry"]] == ["Newcomer"]

@@ -8,13 +8,22 @@ import pytest
 
 from nphies_facade.resources.search.plan import Planner
 from nphies_facade.resources.search.query import QueryParser
+from nphies_facade.resources.sqlite import search_exec
 from nphies_facade.resources.sqlite.search_exec import resolve_pids
-from nphies_facade.resources.sqlite.search_sql import SQL_FUNCTIONS, SqlRenderer
+from nphies_facade.resources.sqlite.search_sql import RANGE, SQL_FUNCTIONS, SqlRenderer
 
 from .search_support import SYSTEM, close_service, open_service
 
 NID = "http://nphies.sa/identifier/nationalid"
-INDEXES = ("idx_pid_s", "idx_n1", "idx_n2", "rowid", "sqlite_autoindex_resources")
+INDEXES = (
+    "idx_key",
+    "idx_low",
+    "idx_high",
+    "idx_rid_pid",
+    "rowid",
+    "sqlite_autoindex_resources",
+    "resources_",
+)
 
 
 def _resources(n: int) -> list[dict]:
@@ -81,7 +90,8 @@ def _plan_lines(db: sqlite3.Connection, sql: str, args: list) -> list[str]:
 
 
 def _full_scans(lines: list[str]) -> list[str]:
-    return [line for line in lines if line.startswith("SCAN") and line != "SCAN CONSTANT ROW"]
+    """Scans of a table or an index; `SCAN p` reads the page's own chosen rows (at most _count + 1)."""
+    return [line for line in lines if line.startswith("SCAN") and line not in ("SCAN CONSTANT ROW", "SCAN p")]
 
 
 @pytest.mark.parametrize(
@@ -127,3 +137,19 @@ async def test_indexed_searches_use_indexes(database, resource_type, query):
         rendered = renderer.include(spec, frontier or [(1, resource_type, "x")], 100)
         if rendered is not None:
             assert not _full_scans(_plan_lines(db, *rendered))
+
+
+async def test_a_date_range_starts_from_a_narrow_scan_of_lower_bounds(database, monkeypatch):
+    db, registry = database
+    monkeypatch.setattr(search_exec, "ESTIMATE_CAP", 50)  # at this size, both halves of the range are large
+    query = QueryParser(registry).parse(
+        ("Patient",), [("birthdate", "ge1975-03-01"), ("birthdate", "lt1975-04-01")], strict=True
+    )
+    plan = Planner(registry, 0).plan(query)
+    cache: dict = {}
+    renderer = SqlRenderer(lambda keys: resolve_pids(cache, db, keys))
+    page_driver, _ = search_exec.choose_drivers(db, renderer, plan)
+    assert page_driver[0] == RANGE
+    lines = _plan_lines(db, *renderer.page(plan, page_driver))
+    assert not _full_scans(lines), lines
+    assert any("idx_low (pid=? AND n1>? AND n1<?)" in line for line in lines), lines

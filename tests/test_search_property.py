@@ -14,7 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .search_support import SYSTEM, Reference, close_service, ids, open_service, put_all
+from nphies_facade.resources.sqlite import search_exec
+
+from .search_support import SYSTEM, Reference, close_service, forced_ranges, ids, open_service, put_all
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 FAMILIES = ["Ali", "Álvarez", "alba", "Saad", "Saad Al Harbi", "ÖZ"]
@@ -102,17 +104,30 @@ def corpus(seed: int) -> list[dict]:
 
 prefixes = st.sampled_from(["", "eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap"])
 date_values = st.builds(
-    lambda prefix, text: prefix + text, prefixes, st.builds(lambda s: _date(random.Random(s), True), st.integers(0, 10_000))
+    lambda prefix, text: prefix + text,
+    prefixes,
+    st.builds(lambda s: _date(random.Random(s), True), st.integers(0, 10_000)),
 )
 number_values = st.builds(
-    lambda prefix, n: prefix + n, prefixes, st.sampled_from(["0.5", "0.25", "1", "1e0", "100", "0.3", "99", "1.0"])
+    lambda prefix, n: prefix + n,
+    prefixes,
+    st.sampled_from(["0.5", "0.25", "1", "1e0", "100", "0.3", "99", "1.0"]),
 )
 string_values = st.sampled_from(["al", "ÁL", "saad", "saad al", "o", "nour", "ömer", "alvarez", "z", "oz"])
 token_values = st.sampled_from(
     ["1", "urn:a|1", "urn:b|", "|1", "urn:a|12", "x\\,y", "urn:b|x\\,y", "2", "male", "female"]
 )
 reference_values = st.sampled_from(
-    ["o1", "Organization/o1", "Organization/o2", "Practitioner/o1", "http://x.org/fhir/Organization/o1", "p1", "Patient/p2", "p3"]
+    [
+        "o1",
+        "Organization/o1",
+        "Organization/o2",
+        "Practitioner/o1",
+        "http://x.org/fhir/Organization/o1",
+        "p1",
+        "Patient/p2",
+        "p3",
+    ]
 )
 
 
@@ -176,9 +191,20 @@ async def searchable(request, tmp_path_factory):
     await close_service(service)
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.fixture(params=["listed", "walked", "ranged"])
+def strategy(request, monkeypatch) -> str:
+    """walked: every filter counts as large, so queries walk the type or intersect two lists; ranged:
+    two filters on one date or number parameter start from their range rows."""
+    if request.param == "walked":
+        monkeypatch.setattr(search_exec, "ESTIMATE_CAP", 0)
+    if request.param == "ranged":
+        monkeypatch.setattr(search_exec, "choose_drivers", forced_ranges(search_exec.choose_drivers))
+    return request.param
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(query=queries)
-async def test_sqlite_search_equals_the_brute_force_reference(searchable, query):
+async def test_sqlite_search_equals_the_brute_force_reference(searchable, strategy, query):
     service, reference = searchable
     resource_type, params = query
     found = await ids(service, resource_type, params)

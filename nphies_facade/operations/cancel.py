@@ -110,8 +110,10 @@ class CancelOperation:
         task_id = str(uuid.uuid4())
 
         async def write(tx) -> StoredVersion:
-            record = await recorder.finished(exchange, f"Task/{task_id}", full_urls, tx)
-            add_output(task, "exchange", f"Bundle/{record}", exchange.event)
+            record = await recorder.finished(
+                exchange, f"Task/{task_id}", full_urls, tx, patient=task.get("for")
+            )
+            add_output(task, "exchange", f"DocumentReference/{record}", str(exchange.event))
             created = await self.service.create(ctx, task, tx=tx, resource_id=task_id)
             assert created.version is not None
             return created.version

@@ -152,7 +152,7 @@ class EligibilityOperation:
         if stored is None:
             raise _failure(exchange)
         if self.cache.enabled and response is not None and response.get("outcome") == "complete":
-            await self.cache.put(key, stored.id)
+            await self.cache.put(key, stored)
         return EligibilityAnswer(stored, False)
 
     async def _store(
@@ -170,7 +170,7 @@ class EligibilityOperation:
 
         async def write(tx) -> StoredVersion | None:
             await self.service.create(ctx, dict(request), tx=tx, resource_id=request["id"])
-            await recorder.finished(exchange, subject, full_urls, tx)
+            await recorder.finished(exchange, subject, full_urls, tx, patient=request.get("patient"))
             if response is None:
                 return None
             answer = localize(response, exchange.response or {}, local_references(full_urls))

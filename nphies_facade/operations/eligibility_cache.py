@@ -8,11 +8,16 @@ cached (an error answer is asked again). Two backends:
   restarts and is shared by every process on the store.
 - Redis (when NPHIES_FACADE_REDIS_URL is set): key -> response id with the TTL as expiry; the response
   itself is still read from the store.
+
+In front of either, each process keeps the responses it found or stored lately in memory (LRU, at most
+`MEMORY_ENTRIES`, each until its TTL ends), so a hit costs no search. A response edited through the API
+after it was cached may be served as it was until then; answers from the payer are not edited in practice.
 """
 
 import hashlib
 from abc import ABC, abstractmethod
-from datetime import timedelta
+from collections import OrderedDict
+from datetime import datetime, timedelta
 
 from ..resources.clock import Clock, fhir_instant
 from ..resources.context import RequestContext
@@ -23,6 +28,7 @@ from ..resources.store import StoredVersion
 from .codes import ELIGIBILITY_CACHE_TAG
 
 REDIS_PREFIX = "nphies-facade:eligibility:"
+MEMORY_ENTRIES = 10_000
 
 
 def cache_key(coverage_id: str, coverage_version: int, purposes: tuple[str, ...], serviced: str) -> str:
@@ -39,25 +45,50 @@ class EligibilityCache(ABC):
         self.service = service
         self.ttl = ttl
         self.clock = clock
+        self._memory: OrderedDict[str, tuple[float, StoredVersion]] = OrderedDict()
 
     @property
     def enabled(self) -> bool:
         return self.ttl > 0
 
-    @abstractmethod
     async def get(self, key: str, ctx: RequestContext) -> StoredVersion | None:
         """The cached response for `key`, if one was stored within the TTL."""
+        now = self.clock().timestamp()
+        remembered = self._memory.get(key)
+        if remembered is not None:
+            if remembered[0] > now:
+                self._memory.move_to_end(key)
+                return remembered[1]
+            del self._memory[key]
+        found = await self._find(key, ctx)
+        if found is not None:
+            written = datetime.fromisoformat(found.last_updated).timestamp()
+            self._remember(key, found, written + self.ttl)
+        return found
+
+    async def put(self, key: str, response: StoredVersion) -> None:
+        """Remembers a response just stored with the key's tag."""
+        self._remember(key, response, self.clock().timestamp() + self.ttl)
+        await self._keep(key, response.id)
+
+    def _remember(self, key: str, response: StoredVersion, until: float) -> None:
+        self._memory[key] = (until, response)
+        self._memory.move_to_end(key)
+        while len(self._memory) > MEMORY_ENTRIES:
+            self._memory.popitem(last=False)
 
     @abstractmethod
-    async def put(self, key: str, response_id: str) -> None:
-        """Remembers a response stored with the key's tag."""
+    async def _find(self, key: str, ctx: RequestContext) -> StoredVersion | None: ...
+
+    @abstractmethod
+    async def _keep(self, key: str, response_id: str) -> None: ...
 
     async def close(self) -> None:
         return None
 
 
 class StoreEligibilityCache(EligibilityCache):
-    async def get(self, key: str, ctx: RequestContext) -> StoredVersion | None:
+    async def _find(self, key: str, ctx: RequestContext) -> StoredVersion | None:
         since = fhir_instant(self.clock() - timedelta(seconds=self.ttl))
         params = [
             ("_tag", f"{ELIGIBILITY_CACHE_TAG}|{key}"),
@@ -70,7 +101,7 @@ class StoreEligibilityCache(EligibilityCache):
         )
         return result.matches[0] if result.matches else None
 
-    async def put(self, key: str, response_id: str) -> None:
+    async def _keep(self, key: str, response_id: str) -> None:
         return None  # the response's tag is the entry
 
 
@@ -83,7 +114,7 @@ class RedisEligibilityCache(EligibilityCache):
         self._redis = Redis.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
         self._errors: tuple[type[BaseException], ...] = (RedisError, OSError)
 
-    async def get(self, key: str, ctx: RequestContext) -> StoredVersion | None:
+    async def _find(self, key: str, ctx: RequestContext) -> StoredVersion | None:
         try:
             found = await self._redis.get(REDIS_PREFIX + key)
         except self._errors as exc:
@@ -97,7 +128,7 @@ class RedisEligibilityCache(EligibilityCache):
                 return None
             raise
 
-    async def put(self, key: str, response_id: str) -> None:
+    async def _keep(self, key: str, response_id: str) -> None:
         try:
             await self._redis.set(REDIS_PREFIX + key, response_id, px=max(1, int(self.ttl * 1000)))
         except self._errors:

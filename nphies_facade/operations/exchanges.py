@@ -1,16 +1,27 @@
-"""Exchange records: each message sent to NPHIES, what came back, and how it went, stored as a Bundle.
+"""Exchange records: each message sent to NPHIES, what came back, and how it went, as a DocumentReference.
 
-A record is a `collection` Bundle written through FhirService: the request message Bundle, the answer
-(message Bundle or OperationOutcome) when one came, and a Parameters entry summing the exchange up (event,
-correlation id, outcome, HTTP status, timing, every attempt, the Task or resource it was for, and which
-stored resource each fullUrl of the request stands for, so later answers can be related to them). A record
-is written `sending` before a message whose loss would matter goes out, and completed when it is answered.
+A record is written through FhirService like any resource and linked from the Task (or request) it
+belongs to. Its `type` is the message event, its `category` the gateway outcome (sending, answered,
+rejected, failed, unknown, malformed), `identifier` the correlation id (request MessageHeader.id),
+`date` when it was sent, `subject` the patient, `context.related` the Task or CoverageEligibilityRequest
+it was for. Its attachments hold the request message Bundle, the answer (FHIR JSON, or the text of an
+unreadable body) and a JSON summary: status, timing, every attempt, and which stored resource each fullUrl
+of the request stands for, so later answers (polled ones) can be related to our resources.
+
+A DocumentReference, not a Bundle of the messages: the bodies are kept byte for byte (a lost answer is
+asked for again by sending the same Bundle), and a message is not validated resource by resource a second
+time when it is recorded (that cost a third of a $submit's CPU).
+
+A record is written `sending` before a message whose loss would matter goes out, and completed when the
+exchange ends.
 """
 
-import uuid
+import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+
+import orjson
 
 from ..nphies import canonical
 from ..nphies.gateway import Exchange
@@ -24,89 +35,85 @@ from .codes import EXCHANGE_IDENTIFIER, EXCHANGE_OUTCOME
 
 SENDING = "sending"
 AUDIT_SUBTYPE = "nphies-exchange"
+FHIR_JSON = "application/fhir+json"
+REQUEST, RESPONSE, SUMMARY = "request", "response", "summary"
 
 
-def _tags(event: str, outcome: str) -> list[dict]:
-    return [
-        {"system": canonical.MESSAGE_EVENTS, "code": event},
-        {"system": EXCHANGE_OUTCOME, "code": outcome},
-    ]
-
-
-def _param(name: str, **value: object) -> dict:
-    return {"name": name, **value}
-
-
-def _sent_parts(full_urls: Mapping[str, str]) -> list[dict]:
-    return [
-        _param("sent", part=[_param("reference", valueString=ref), _param("fullUrl", valueUri=url)])
-        for ref, url in full_urls.items()
-    ]
-
-
-def _summary(
-    event: str,
-    correlation: str,
-    outcome: str,
-    started: datetime,
-    subject: str,
-    full_urls: Mapping[str, str],
-    exchange: Exchange | None,
-) -> dict:
-    parameters = [
-        _param("event", valueCode=event),
-        _param("correlationId", valueString=correlation),
-        _param("outcome", valueCode=outcome),
-        _param("startedAt", valueInstant=fhir_instant(started)),
-        _param("subject", valueReference={"reference": subject}),
-    ]
-    if exchange is not None:
-        parameters += _exchange_parameters(exchange)
-    return {"resourceType": "Parameters", "parameter": parameters + _sent_parts(full_urls)}
-
-
-def _exchange_parameters(exchange: Exchange) -> list[dict]:
-    found = [_param("durationMs", valueDecimal=round(exchange.duration_ms, 1))]
-    if exchange.status_code is not None:
-        found.append(_param("statusCode", valueInteger=exchange.status_code))
-    if exchange.error:
-        found.append(_param("error", valueString=exchange.error))
-    if exchange.response_text:
-        found.append(_param("responseText", valueString=exchange.response_text[:2000]))
-    for attempt in exchange.attempts:
-        parts = [
-            _param("number", valueInteger=attempt.number),
-            _param("startedAt", valueInstant=fhir_instant(attempt.started_at)),
-            _param("durationMs", valueDecimal=round(attempt.duration_ms, 1)),
-        ]
-        if attempt.status_code is not None:
-            parts.append(_param("statusCode", valueInteger=attempt.status_code))
-        if attempt.error:
-            parts.append(_param("error", valueString=attempt.error))
-        found.append(_param("attempt", part=parts))
-    return found
+def _attachment(title: str, content_type: str, data: bytes) -> dict:
+    return {
+        "attachment": {
+            "contentType": content_type,
+            "title": title,
+            "size": len(data),
+            "data": base64.b64encode(data).decode(),
+        }
+    }
 
 
 def _record(
-    request: dict,
-    answer: dict | None,
-    summary: dict,
+    event: str,
+    outcome: str,
     correlation: str,
-    tags: list[dict],
     started: datetime,
+    subject: str,
+    patient: dict | None,
+    contents: list[dict],
+    description: str,
 ) -> dict:
-    entries = [{"fullUrl": f"urn:uuid:{request.get('id')}", "resource": request}]
-    if answer is not None:
-        entries.append({"resource": answer})
-    entries.append({"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": summary})
-    return {
-        "resourceType": "Bundle",
-        "meta": {"tag": tags},
-        "identifier": {"system": EXCHANGE_IDENTIFIER, "value": correlation},
-        "type": "collection",
-        "timestamp": fhir_instant(started),
-        "entry": entries,
+    record: dict = {
+        "resourceType": "DocumentReference",
+        "identifier": [{"system": EXCHANGE_IDENTIFIER, "value": correlation}],
+        "status": "current",
+        "docStatus": "preliminary" if outcome == SENDING else "final",
+        # str(): events may be StrEnum members, which the search extraction does not take for strings
+        "type": {"coding": [{"system": canonical.MESSAGE_EVENTS, "code": str(event)}]},
+        "category": [{"coding": [{"system": EXCHANGE_OUTCOME, "code": outcome}]}],
+        "date": fhir_instant(started),
+        "description": description,
+        "content": contents,
+        "context": {"related": [{"reference": subject}]},
     }
+    if patient and patient.get("reference"):
+        record["subject"] = {"reference": patient["reference"]}
+    return record
+
+
+def _summary(
+    event: str, correlation: str, bundle_id: str, subject: str, full_urls: Mapping[str, str]
+) -> dict:
+    return {
+        "event": str(event),
+        "correlationId": correlation,
+        "bundleId": bundle_id,
+        "subject": subject,
+        "sent": dict(full_urls),
+    }
+
+
+def _finished_summary(exchange: Exchange, subject: str, full_urls: Mapping[str, str]) -> dict:
+    summary = _summary(exchange.event, exchange.correlation_id, exchange.bundle_id, subject, full_urls)
+    summary.update(exchange.summary())
+    summary["event"] = str(exchange.event)
+    summary["attempts"] = [
+        {
+            "number": a.number,
+            "startedAt": fhir_instant(a.started_at),
+            "durationMs": round(a.duration_ms, 1),
+            "statusCode": a.status_code,
+            "error": a.error,
+        }
+        for a in exchange.attempts
+    ]
+    summary["startedAt"] = fhir_instant(exchange.started_at)
+    return summary
+
+
+def _description(exchange: Exchange) -> str:
+    status = f"HTTP {exchange.status_code}" if exchange.status_code is not None else "no HTTP answer"
+    return (
+        f"{exchange.event} to NPHIES: {exchange.outcome.value} ({status}) in {exchange.duration_ms:.0f} ms, "
+        f"{len(exchange.attempts)} attempt(s)"
+    )
 
 
 @dataclass(frozen=True)
@@ -116,14 +123,32 @@ class ExchangeRecorder:
     service: FhirService
     ctx: RequestContext
 
-    async def sending(self, message: Message, subject: str, started: datetime, tx: StoreTransaction) -> str:
+    async def sending(
+        self,
+        message: Message,
+        subject: str,
+        started: datetime,
+        tx: StoreTransaction,
+        patient: dict | None = None,
+        record_id: str | None = None,
+    ) -> str:
         """The record of a message about to go out; returns its id."""
-        summary = _summary(
-            message.event, message.header_id, SENDING, started, subject, message.full_urls, None
+        summary = _summary(message.event, message.header_id, message.bundle_id, subject, message.full_urls)
+        contents = [
+            _attachment(REQUEST, FHIR_JSON, orjson.dumps(message.bundle)),
+            _attachment(SUMMARY, "application/json", orjson.dumps(summary)),
+        ]
+        record = _record(
+            message.event,
+            SENDING,
+            message.header_id,
+            started,
+            subject,
+            patient,
+            contents,
+            f"{message.event} to NPHIES: not sent yet",
         )
-        tags = _tags(message.event, SENDING)
-        record = _record(message.bundle, None, summary, message.header_id, tags, started)
-        result = await self.service.create(self.ctx, record, tx=tx)
+        result = await self.service.create(self.ctx, record, tx=tx, resource_id=record_id)
         assert result.version is not None
         return result.version.id
 
@@ -134,34 +159,38 @@ class ExchangeRecorder:
         full_urls: Mapping[str, str],
         tx: StoreTransaction,
         record_id: str | None = None,
+        patient: dict | None = None,
     ) -> str:
         """The record of an exchange that ended (a new one, or `record_id` completed); returns its id."""
-        outcome = exchange.outcome.value
-        summary = _summary(
+        contents = [_attachment(REQUEST, FHIR_JSON, orjson.dumps(exchange.request))]
+        if exchange.response is not None:
+            contents.append(_attachment(RESPONSE, FHIR_JSON, orjson.dumps(exchange.response)))
+        elif exchange.response_text:
+            contents.append(_attachment(RESPONSE, "text/plain", exchange.response_text.encode()))
+        summary = _finished_summary(exchange, subject, full_urls)
+        contents.append(_attachment(SUMMARY, "application/json", orjson.dumps(summary)))
+        record = _record(
             exchange.event,
+            exchange.outcome.value,
             exchange.correlation_id,
-            outcome,
             exchange.started_at,
             subject,
-            full_urls,
-            exchange,
-        )
-        tags = _tags(exchange.event, outcome)
-        record = _record(
-            exchange.request, exchange.response, summary, exchange.correlation_id, tags, exchange.started_at
+            patient,
+            contents,
+            _description(exchange),
         )
         if record_id is None:
             result = await self.service.create(self.ctx, record, tx=tx)
         else:
             record["id"] = record_id
-            result = await self.service.update(self.ctx, "Bundle", record_id, record, tx=tx)
+            result = await self.service.update(self.ctx, "DocumentReference", record_id, record, tx=tx)
         assert result.version is not None
         await audit.record(
             self.service,
             self.ctx,
             action="E",
             subtype=AUDIT_SUBTYPE,
-            entity=f"Bundle/{result.version.id}",
+            entity=f"DocumentReference/{result.version.id}",
             payload=exchange.request,
             detail={k: v for k, v in exchange.summary().items() if k != "error"} | {"subject": subject},
             tx=tx,
@@ -169,22 +198,35 @@ class ExchangeRecorder:
         return result.version.id
 
 
-def sent_references(record: dict) -> dict[str, str]:
-    """fullUrl -> `Type/id` of what the request in an exchange record carried."""
-    entries = record.get("entry") or []
-    summary = entries[-1].get("resource") if entries else None
-    found: dict[str, str] = {}
-    for parameter in (summary or {}).get("parameter") or []:
-        if parameter.get("name") == "sent":
-            parts = {p.get("name"): p for p in parameter.get("part") or []}
-            url = parts.get("fullUrl", {}).get("valueUri")
-            reference = parts.get("reference", {}).get("valueString")
-            if url and reference:
-                found[url] = reference.split("/_history/")[0]
-    return found
+def attachment(record: dict, title: str) -> bytes | None:
+    """The decoded content of one attachment of an exchange record."""
+    for content in record.get("content") or []:
+        found = content.get("attachment") or {}
+        if found.get("title") == title and isinstance(found.get("data"), str):
+            return base64.b64decode(found["data"])
+    return None
 
 
 def request_of(record: dict) -> dict | None:
     """The request message Bundle an exchange record holds."""
-    entries = record.get("entry") or []
-    return entries[0].get("resource") if entries else None
+    data = attachment(record, REQUEST)
+    return orjson.loads(data) if data is not None else None
+
+
+def response_of(record: dict) -> dict | None:
+    data = attachment(record, RESPONSE)
+    try:
+        return orjson.loads(data) if data is not None else None
+    except orjson.JSONDecodeError:
+        return None
+
+
+def summary_of(record: dict) -> dict:
+    data = attachment(record, SUMMARY)
+    return orjson.loads(data) if data is not None else {}
+
+
+def sent_references(record: dict) -> dict[str, str]:
+    """fullUrl -> `Type/id` of what the request in an exchange record carried."""
+    sent = summary_of(record).get("sent") or {}
+    return {url: reference.split("/_history/")[0] for reference, url in sent.items()}

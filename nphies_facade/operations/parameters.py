@@ -3,7 +3,7 @@
 import re
 from datetime import date
 
-from ..resources.errors import FhirError, bad_request
+from ..resources.errors import bad_request
 
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 VALUE_KEYS = ("valueCode", "valueString", "valueDate", "valueBoolean", "valueInteger", "valueUri")
@@ -70,5 +70,3 @@ def _real_date(value: str) -> bool:
         return False
     return True
 
-
-__all__ = ["FhirError", "a_date", "check_names", "codes", "read_parameters", "single"]

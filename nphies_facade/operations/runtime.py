@@ -3,6 +3,7 @@
 import logging
 
 from ..nphies.gateway import NphiesGateway
+from ..resources import audit
 from ..resources.access import Interaction
 from ..resources.clock import Clock, system_clock
 from ..resources.context import RequestContext
@@ -54,13 +55,35 @@ class NphiesOperations:
     async def eligibility(
         self, ctx: RequestContext, coverage_id: str, body: object | None, use_cache: bool = True
     ) -> EligibilityAnswer:
-        return await self._eligibility.run(ctx, coverage_id, body, use_cache)
+        answer = await self._eligibility.run(ctx, coverage_id, body, use_cache)
+        result = f"CoverageEligibilityResponse/{answer.response.id}"
+        await self._audit(
+            ctx, "eligibility", f"Coverage/{coverage_id}", result, cache="hit" if answer.cached else "miss"
+        )
+        return answer
 
     async def submit(self, ctx: RequestContext, claim_id: str, body: object | None) -> Submitted:
-        return await self._submit.run(ctx, claim_id, body)
+        submitted = await self._submit.run(ctx, claim_id, body)
+        await self._audit(
+            ctx, "submit", f"Claim/{claim_id}", f"Task/{submitted.task.id}", new=submitted.created
+        )
+        return submitted
 
     async def cancel(self, ctx: RequestContext, claim_id: str, body: object | None) -> Cancelled:
-        return await self._cancel.run(ctx, claim_id, body)
+        cancelled = await self._cancel.run(ctx, claim_id, body)
+        await self._audit(ctx, "cancel", f"Claim/{claim_id}", f"Task/{cancelled.task.id}")
+        return cancelled
+
+    async def _audit(self, ctx: RequestContext, operation: str, entity: str, result: str, **detail) -> None:
+        """Who ran which operation on what, and what came of it (the writes it caused are audited too)."""
+        await audit.record(
+            self.service,
+            ctx,
+            action="E",
+            subtype="operation",
+            entity=entity,
+            detail={"operation": f"${operation}", "result": result, **detail},
+        )
 
     async def poll(self, ctx: RequestContext, task_id: str, body: object | None) -> StoredVersion:
         """Runs a $submit Task's step now (a poll, when it waits for a queued answer); returns the Task."""
@@ -72,6 +95,7 @@ class NphiesOperations:
             raise error(422, "business-rule", "$poll works on the Tasks $submit created (code submit)")
         await self.steps.advance(task_id, force=True)
         await self.scheduler.schedule(task_id)
+        await self._audit(ctx, "poll", f"Task/{task_id}", f"Task/{task_id}")
         return await self.service.read("Task", task_id, ctx=ctx)
 
 

@@ -82,7 +82,7 @@ class SubmitSteps:
         self._handlers: dict[str, Callable[[StoredVersion, dict, Step], Awaitable[float | None]]] = {
             QUEUED: self._send,
             STATUS_CHECK: self._status_check,
-            REPLAY: self._replay,
+            REPLAY: self._send,
             PENDED: self._poll,
             INFORMATION_REQUESTED: self._poll,
         }
@@ -128,6 +128,22 @@ class SubmitSteps:
     # ----- the steps -----
 
     async def _send(self, stored: StoredVersion, task: dict, step: Step) -> float | None:
+        """Sends the claim's recorded message (recorded by $submit, or by an earlier send: a resend is the
+        same Bundle, byte for byte, so NPHIES answers one it has seen with the answer it gave); a Task
+        without one gets its message built, checked and recorded first."""
+        record_id, record = await self._last_claim_record(task)
+        request = request_of(record) if record is not None else None
+        if record is None or request is None:
+            return await self._build_and_send(stored, task, step)
+        unsent = record.get("docStatus") == "preliminary"
+        claimed, _ = await self._take(stored, task, SENDING, step)
+        exchange = await self.gateway.send(request)
+        local = sent_references(record)
+        settlement = self._after_claim_sent(exchange, step, task, local)
+        full_urls = {ref: url for url, ref in local.items()}
+        return await self._settle(claimed, settlement, exchange, full_urls, record_id if unsent else None)
+
+    async def _build_and_send(self, stored: StoredVersion, task: dict, step: Step) -> float | None:
         claim_ref, claim = await self._claim(task)
         closure = await load_closure(self.service, self.ctx, claim, {claim_ref: claim})
         try:
@@ -138,19 +154,17 @@ class SubmitSteps:
         if has_errors(issues):
             outcome = profile_outcome([i for i in issues if i.severity in ("error", "fatal")])
             return await self._settle(stored, failed("The message breaks NPHIES profiles", outcome))
-        claimed, record_id = await self._take(stored, task, SENDING, message=message)
+        claimed, record_id = await self._take(stored, task, SENDING, step, message=message)
         exchange = await self.gateway.send(message)
-        local = _local(message.full_urls)
-        settlement = after_claim_sent(
-            exchange,
-            step,
-            self.config,
-            local,
-            _unversioned(claim_ref),
-            self._now().timestamp(),
-            deadline_of(task),
-        )
+        settlement = self._after_claim_sent(exchange, step, task, _local(message.full_urls))
         return await self._settle(claimed, settlement, exchange, message.full_urls, record_id)
+
+    def _after_claim_sent(
+        self, exchange: Exchange, step: Step, task: dict, local: Mapping[str, str]
+    ) -> Settlement:
+        claim = _unversioned(claim_input(task) or "")
+        now = self._now().timestamp()
+        return after_claim_sent(exchange, step, self.config, local, claim, now, deadline_of(task))
 
     async def _status_check(self, stored: StoredVersion, task: dict, step: Step) -> float | None:
         claim_ref, claim = await self._claim(task)
@@ -166,34 +180,12 @@ class SubmitSteps:
         )
         return await self._settle(claimed, settlement, exchange, message.full_urls)
 
-    async def _replay(self, stored: StoredVersion, task: dict, step: Step) -> float | None:
-        """Sends the claim's recorded Bundle again, byte for byte: NPHIES answers a Bundle it has seen with
-        the answer it gave (the answer to the first send was lost)."""
-        record = await self._last_claim_record(task)
-        request = request_of(record) if record is not None else None
-        if record is None or request is None:
-            return await self._settle(stored, retry(step, QUEUED, self.config, "no recorded claim message"))
-        claim_ref = claim_input(task) or ""
-        claimed, _ = await self._take(stored, task, SENDING, step)
-        exchange = await self.gateway.send(request)
-        local = sent_references(record)
-        settlement = after_claim_sent(
-            exchange,
-            step,
-            self.config,
-            local,
-            _unversioned(claim_ref),
-            self._now().timestamp(),
-            deadline_of(task),
-        )
-        return await self._settle(claimed, settlement, exchange, {ref: url for url, ref in local.items()})
-
     async def _poll(self, stored: StoredVersion, task: dict, step: Step) -> float | None:
         claim_ref, claim = await self._claim(task)
         identifier = first_identifier(claim)
         if identifier is None:
             return await self._settle(stored, failed("The Claim has no identifier to poll for"))
-        record = await self._last_claim_record(task)
+        _, record = await self._last_claim_record(task)
         local = sent_references(record) if record is not None else {}
         message = build_poll_request(
             self.config.provider,
@@ -228,12 +220,14 @@ class SubmitSteps:
         stored = await self.service.vread(resource_type, claim_id, version, ctx=self.ctx)
         return reference, resource_json(stored)
 
-    async def _last_claim_record(self, task: dict) -> dict | None:
+    async def _last_claim_record(self, task: dict) -> tuple[str | None, dict | None]:
+        """The exchange record of the Task's last priorauth- or claim-request (its id, and itself)."""
         records = [r for r in outputs(task, "exchange") if r.get("display") in CLAIM_EVENTS]
         if not records:
-            return None
-        _, record_id = records[-1]["reference"].split("/", 1)
-        return resource_json(await self.service.read("Bundle", record_id, ctx=self.ctx))
+            return None, None
+        record_id = records[-1]["reference"].split("/", 1)[1]
+        stored = await self.service.read("DocumentReference", record_id, ctx=self.ctx)
+        return record_id, resource_json(stored)
 
     # ----- writing -----
 
@@ -254,8 +248,9 @@ class SubmitSteps:
         async def write(tx: StoreTransaction) -> tuple[StoredVersion, str | None]:
             record_id = None
             if message is not None:
-                record_id = await self.recorder.sending(message, f"Task/{stored.id}", now, tx)
-                add_output(changed, "exchange", f"Bundle/{record_id}", message.event)
+                subject = f"Task/{stored.id}"
+                record_id = await self.recorder.sending(message, subject, now, tx, task.get("for"))
+                add_output(changed, "exchange", f"DocumentReference/{record_id}", str(message.event))
             return await self._update(stored, changed, tx), record_id
 
         return await in_transaction(self.service, write)
@@ -310,9 +305,11 @@ class SubmitSteps:
 
         async def write(tx: StoreTransaction) -> None:
             if exchange is not None:
-                written = await self.recorder.finished(exchange, subject, full_urls or {}, tx, record_id)
+                written = await self.recorder.finished(
+                    exchange, subject, full_urls or {}, tx, record_id, task.get("for")
+                )
                 if record_id is None:
-                    add_output(task, "exchange", f"Bundle/{written}", exchange.event)
+                    add_output(task, "exchange", f"DocumentReference/{written}", str(exchange.event))
             for kind, resource in settlement.answers:
                 result = await self.service.create(self.ctx, resource, tx=tx)
                 assert result.version is not None

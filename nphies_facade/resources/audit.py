@@ -12,6 +12,7 @@ Denials and failures inside a transaction that will roll back must survive it: t
 FhirService transaction is open and written in a transaction of their own once it ends.
 """
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -33,6 +34,8 @@ from .store import Store, StoreTransaction
 log = logging.getLogger("nphies_facade.audit")
 
 SUCCESS, MINOR_FAILURE, SERIOUS_FAILURE, MAJOR_FAILURE = "0", "4", "8", "12"
+FLUSH_DELAY = 0.05
+FLUSH_SIZE = 500
 ACTIONS = frozenset("CRUDE")
 
 PROVIDER_PATHS = (
@@ -141,6 +144,8 @@ class Auditor:
         self._key = key
         self.clock = clock
         self.compartment = compartment
+        self._pending: list[AuditBuilder] = []
+        self._flusher: asyncio.Task | None = None
 
     def __repr__(self) -> str:
         return "Auditor(key=***)"
@@ -189,13 +194,31 @@ class Auditor:
     async def record(
         self, ctx: RequestContext, entry: AuditEntry, tx: StoreTransaction | None = None
     ) -> None:
-        """Records in `tx`, else in the FhirService transaction open in this task, else in its own."""
+        """Records in `tx`, else in the FhirService transaction open in this task, else in a batch.
+
+        Entries with no transaction to join (reads, searches) are appended in batches, at most
+        FLUSH_DELAY seconds later, so a read never waits for the write lock; `drain` writes them now.
+        """
         opened = _open.get()
         target = tx or (opened.tx if opened is not None else None)
         if target is not None:
             await self.security.append_audit(target, self._builder(ctx, entry))
-        else:
-            await self.security.append_audit_alone([self._builder(ctx, entry)])
+            return
+        self._pending.append(self._builder(ctx, entry))
+        if len(self._pending) >= FLUSH_SIZE:
+            await self.drain()
+        elif self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_later())
+
+    async def _flush_later(self) -> None:
+        await asyncio.sleep(FLUSH_DELAY)
+        await self.drain()
+
+    async def drain(self) -> None:
+        """Appends every batched entry now (before audit queries, and at shutdown)."""
+        while self._pending:
+            batch, self._pending = self._pending, []
+            await self.security.append_audit_alone(batch)
 
     async def record_failure(
         self, ctx: RequestContext, entry: AuditEntry, tx: StoreTransaction | None = None

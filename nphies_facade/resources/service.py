@@ -127,6 +127,7 @@ class FhirService:
 
     async def close(self) -> None:
         await self.searching.reindexer.close()
+        await self.audit.drain()
 
     @asynccontextmanager
     async def transaction(self, tx: StoreTransaction | None = None) -> AsyncIterator[StoreTransaction]:

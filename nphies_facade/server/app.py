@@ -10,8 +10,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..resources.clock import Clock, fhir_instant, system_clock
-from ..resources.context import RequestContext
-from ..resources.errors import FhirError
 from ..resources.search.definitions import SearchRegistry
 from ..resources.search.extraction import Extractor
 from ..resources.service import FhirService
@@ -25,19 +23,13 @@ from .auth.hardening import JsonLimits
 from .auth.runtime import SecurityRuntime
 from .auth.smart import capability_security
 from .capability import capability_statement
-from .negotiation import check_accept
+from .request_context import RequestContextMiddleware
 from .responses import FhirResponse
 from .settings import Settings
 
 log = logging.getLogger("nphies_facade.server")
 
-TRACE_HEADER = "x-request-id"
 SEARCHABLE = {"number", "date", "string", "token", "reference", "composite", "quantity", "uri"}
-
-
-def _trace_id(request: Request) -> str:
-    given = request.headers.get(TRACE_HEADER, "")
-    return given if 0 < len(given) <= 64 and given.replace("-", "").isalnum() else RequestContext().trace_id
 
 
 def store_for(settings: Settings) -> Store:
@@ -88,18 +80,7 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
     simulator = nphies_wiring.simulator_app(settings)
     app.add_middleware(JsonLimits, max_depth=settings.max_json_depth, max_bytes=settings.max_body_bytes)
 
-    @app.middleware("http")
-    async def request_context(request: Request, call_next) -> Response:
-        trace_id = _trace_id(request)
-        request.state.trace_id = trace_id
-        request.state.context = RequestContext(actor="anonymous", trace_id=trace_id)
-        try:
-            check_accept(request)
-        except FhirError as exc:
-            return FhirResponse(exc.outcome(), exc.status, {"X-Request-Id": trace_id})
-        response = await request.app.state.security.handle(request, call_next, trace_id)
-        response.headers["X-Request-Id"] = trace_id
-        return response
+    app.add_middleware(RequestContextMiddleware)
 
     if settings.cors_origins.strip():
         app.add_middleware(

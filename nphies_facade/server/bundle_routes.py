@@ -16,6 +16,7 @@ from .history import history_bundle
 from .negotiation import check_content_type, read_body
 from .responses import FhirResponse, prefer_return, written_response
 from .rest import base_url
+from .search_routes import bundle_searcher
 from .settings import Settings
 
 router = APIRouter()
@@ -71,6 +72,10 @@ async def post_bundle(request: Request) -> Response:
         return await _store(request, service, bundle)
     options = _options(request)
     processor = BundleProcessor(
-        service, request.state.context, options, partial(history_bundle, options.base)
+        service,
+        request.state.context,
+        options,
+        partial(history_bundle, options.base),
+        bundle_searcher(request),
     )
     return FhirResponse(await processor.process(bundle))

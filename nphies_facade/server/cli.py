@@ -48,10 +48,9 @@ def _worker(args: argparse.Namespace) -> int:
     if not settings.redis_url:
         print("nphies-facade worker needs NPHIES_FACADE_REDIS_URL (or --redis-url)", file=sys.stderr)
         return 2
-    from ..subscriptions.worker import serve_worker  # arq is needed by the worker only
-    from .app import store_for
+    from . import worker_process  # arq is needed by the worker only
 
-    asyncio.run(serve_worker(store_for(settings), settings.subscription_config()))
+    asyncio.run(worker_process.run(settings))
     return 0
 
 

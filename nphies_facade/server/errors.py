@@ -8,6 +8,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from ..resources.errors import FhirError, Issue, operation_outcome
+from ..resources.store import TransientConflict
 from .responses import FhirResponse
 
 log = logging.getLogger("nphies_facade.server")
@@ -22,6 +23,11 @@ async def fhir_error(_: Request, exc: FhirError) -> FhirResponse:
 async def http_error(_: Request, exc: HTTPException) -> FhirResponse:
     issue = Issue(HTTP_CODES.get(exc.status_code, "processing"), str(exc.detail))
     return FhirResponse(operation_outcome([issue]), exc.status_code, getattr(exc, "headers", None))
+
+
+async def transient_conflict(_: Request, exc: TransientConflict) -> FhirResponse:
+    issue = Issue("transient", "A concurrent write touched the same data; nothing was written. Send the request again.")
+    return FhirResponse(operation_outcome([issue]), 503, {"Retry-After": "1"})
 
 
 async def unexpected_error(request: Request, exc: Exception) -> FhirResponse:
@@ -43,4 +49,5 @@ async def unexpected_error(request: Request, exc: Exception) -> FhirResponse:
 def install(app: FastAPI) -> None:
     app.add_exception_handler(FhirError, fhir_error)
     app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(TransientConflict, transient_conflict)
     app.add_exception_handler(Exception, unexpected_error)

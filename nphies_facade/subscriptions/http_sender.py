@@ -1,11 +1,11 @@
 """One rest-hook request: the R4 notification shapes, channel headers, event headers and the signature."""
 
+import ssl
 import time
 from dataclasses import dataclass
 
-import httpx
-
 from .criteria import SubscriptionSpec
+from .hook_client import HookClient, HookError
 from .signing import (
     EVENT_NUMBER_HEADER,
     EVENT_TYPE_HEADER,
@@ -39,49 +39,53 @@ class SendResult:
 
 
 class RestHookSender:
-    def __init__(self, http: httpx.AsyncClient, secret: str | None) -> None:
-        self._http = http
+    """Sends one Subscription's notifications over its own keep-alive connection."""
+
+    def __init__(self, secret: str | None, timeout: float, tls: ssl.SSLContext) -> None:
+        self._client = HookClient(timeout, tls)
         self._secret = secret
 
-    def request_for(self, spec: SubscriptionSpec, note: Notification, now: float) -> tuple[str, str, dict]:
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def request_for(
+        self, spec: SubscriptionSpec, note: Notification, now: float
+    ) -> tuple[str, str, list[tuple[str, str]]]:
         """(method, url, headers). With a payload an event is a PUT of the resource to
         [endpoint]/[type]/[id]; everything else is a POST to the endpoint."""
         endpoint = spec.channel.endpoint or ""
-        headers = dict(spec.channel.headers)
+        headers = {name.lower(): value for name, value in spec.channel.headers}
         timestamp = str(int(now))
-        headers[SUBSCRIPTION_HEADER] = spec.id
-        headers[EVENT_NUMBER_HEADER] = str(note.number)
-        headers[EVENT_TYPE_HEADER] = note.kind
-        headers[TIMESTAMP_HEADER] = timestamp
+        headers[SUBSCRIPTION_HEADER.lower()] = spec.id
+        headers[EVENT_NUMBER_HEADER.lower()] = str(note.number)
+        headers[EVENT_TYPE_HEADER.lower()] = note.kind
+        headers[TIMESTAMP_HEADER.lower()] = timestamp
         if self._secret:
-            headers[SIGNATURE_HEADER] = signature(self._secret, timestamp, spec.id, note.number, note.body)
+            headers[SIGNATURE_HEADER.lower()] = signature(
+                self._secret, timestamp, spec.id, note.number, note.body
+            )
         if note.body:
-            headers["Content-Type"] = FHIR_JSON
+            headers["content-type"] = FHIR_JSON
+        headers.pop("content-length", None)
+        headers.pop("host", None)
         if spec.channel.payload and note.kind == EVENT:
-            return "PUT", f"{endpoint.rstrip('/')}/{note.resource_type}/{note.resource_id}", headers
-        return "POST", endpoint, headers
+            return (
+                "PUT",
+                f"{endpoint.rstrip('/')}/{note.resource_type}/{note.resource_id}",
+                list(headers.items()),
+            )
+        return "POST", endpoint, list(headers.items())
 
     async def send(self, spec: SubscriptionSpec, note: Notification, now: float) -> SendResult:
         method, url, headers = self.request_for(spec, note, now)
         started = time.perf_counter()
         try:
-            response = await self._http.request(method, url, content=note.body, headers=headers)
-        except httpx.HTTPError as exc:
-            return SendResult(False, None, _transport_error(exc), _ms(started))
-        ok = 200 <= response.status_code < 300
-        return SendResult(
-            ok, response.status_code, None if ok else f"HTTP {response.status_code}", _ms(started)
-        )
+            status = await self._client.request(method, url, headers, note.body)
+        except HookError as exc:
+            return SendResult(False, None, exc.kind, _ms(started))
+        ok = 200 <= status < 300
+        return SendResult(ok, status, None if ok else f"HTTP {status}", _ms(started))
 
 
 def _ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000
-
-
-def _transport_error(exc: httpx.HTTPError) -> str:
-    """The kind of failure, without the message (which may quote the endpoint and its credentials)."""
-    if isinstance(exc, httpx.TimeoutException):
-        return "timeout"
-    if isinstance(exc, httpx.ConnectError):
-        return "connection refused or unreachable"
-    return type(exc).__name__

@@ -165,9 +165,6 @@ class Relay:
     def _match(self, event: OutboxEvent, body: bytes | None, now: float) -> list[Match]:
         if body is None:
             return []
-        specs = [s for s in self.index.for_type(event.resource_type) if s.is_live(now)]
-        if not specs:
-            return []
         values = self._values(event.resource_type, body)
         now_ms = now * 1000
         return [
@@ -178,8 +175,8 @@ class Relay:
                 DELIVERED if s.channel.type == WEBSOCKET else PENDING,
                 s.channel.workflow,
             )
-            for s in specs
-            if s.matches(values, now_ms)
+            for s in self.index.candidates(event.resource_type, values)
+            if s.is_live(now) and s.matches(values, now_ms)
         ]
 
     def _values(self, resource_type: str, body: bytes) -> IndexValues:

@@ -13,9 +13,8 @@ which always holds every pending event.
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Callable
-
-import httpx
 
 from ..resources.clock import Clock, fhir_instant
 from ..resources.ledger import (
@@ -63,8 +62,7 @@ class RestHookChannel:
         self.clock = clock
         self.actor = actor
         self.policy = RetryPolicy(config.retry_initial, config.retry_max, config.retry_window)
-        self.sender: RestHookSender | None = None
-        self._http: httpx.AsyncClient | None = None
+        self.tls: ssl.SSLContext | None = None
         self.recorder = DeliveryRecorder(ledger)
         self._recording = asyncio.Event()
         self._recorder_task: asyncio.Task | None = None
@@ -72,12 +70,7 @@ class RestHookChannel:
         self._tasks: dict[str, asyncio.Task] = {}
 
     async def start(self) -> None:
-        limits = httpx.Limits(
-            max_connections=self.config.delivery_connections,
-            max_keepalive_connections=self.config.delivery_connections,
-        )
-        self._http = httpx.AsyncClient(timeout=self.config.delivery_timeout, limits=limits)
-        self.sender = RestHookSender(self._http, self.config.webhook_secret)
+        self.tls = ssl.create_default_context()
         self._recording.clear()
         self._recorder_task = asyncio.create_task(self.recorder.run(self._recording))
         for subscription_id in await self.ledger.subscriptions_with_pending(REST_HOOK):
@@ -90,15 +83,12 @@ class RestHookChannel:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
         self._deliveries.clear()
-        self.sender = None
+        self.tls = None
         if self._recorder_task is not None:
             self._recording.set()
             with contextlib.suppress(Exception):
                 await self._recorder_task
             self._recorder_task = None
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
 
     def wake(self, subscription_id: str) -> None:
         """Look at this Subscription's pending events in the ledger (and handshake if it asks for one)."""
@@ -114,7 +104,7 @@ class RestHookChannel:
                 delivery.offer((event, bodies.get(event.seq)))
 
     def _delivery(self, subscription_id: str) -> "SubscriptionDelivery | None":
-        if self.sender is None:
+        if self.tls is None:
             return None
         delivery = self._deliveries.get(subscription_id)
         if delivery is None:
@@ -123,8 +113,9 @@ class RestHookChannel:
         return delivery
 
     async def _run(self, delivery: "SubscriptionDelivery") -> None:
+        sender = RestHookSender(self.config.webhook_secret, self.config.delivery_timeout, self.tls)
         try:
-            await delivery.run()
+            await delivery.run(sender)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the reconciler wakes it again; the message may quote resource data
@@ -133,6 +124,7 @@ class RestHookChannel:
             # No await between the idle check and this removal, so an offer cannot be lost.
             self._tasks.pop(delivery.subscription_id, None)
             self._deliveries.pop(delivery.subscription_id, None)
+            await sender.aclose()
 
     @property
     def active_tasks(self) -> int:
@@ -153,6 +145,7 @@ class SubscriptionDelivery:
         self._handshake_ok = False
         self._handshaken_version = 0
         self._handshake_at = 0.0
+        self._sender: RestHookSender
 
     def offer(self, item: Item) -> None:
         self._fresh.append(item)
@@ -165,7 +158,8 @@ class SubscriptionDelivery:
     def _now(self) -> float:
         return self._c.clock().timestamp()
 
-    async def run(self) -> None:
+    async def run(self, sender: RestHookSender) -> None:
+        self._sender = sender
         state = await self._c.ledger.subscription_state(self.subscription_id)
         if state is not None:
             self._failures, self._handshake_ok = state.failures, state.handshake_ok
@@ -217,7 +211,7 @@ class SubscriptionDelivery:
         now = self._now()
         instant = fhir_instant(self._c.clock())
         body = handshake_body(spec.id, spec.status, instant) if spec.channel.payload else b""
-        result = await self._c.sender.send(spec, Notification(HANDSHAKE, 0, body), now)
+        result = await self._sender.send(spec, Notification(HANDSHAKE, 0, body), now)
         attempt = self._attempt(0, now, result)
         if result.ok:
             self._failures = 0
@@ -261,7 +255,7 @@ class SubscriptionDelivery:
                 break
             content = (body or b"") if spec.channel.payload else b""
             note = Notification(EVENT, event.number, content, event.resource_type, event.resource_id)
-            result = await self._c.sender.send(spec, note, now)
+            result = await self._sender.send(spec, note, now)
             attempts.append(self._attempt(event.number, now, result))
             tries = event.attempts + 1
             if result.ok:

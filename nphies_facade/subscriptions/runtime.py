@@ -151,6 +151,9 @@ class SubscriptionRuntime:
             asyncio.create_task(self.relay.run(self._leader_stop, self.config.relay_poll_interval)),
             asyncio.create_task(self.reconciler.run(self._leader_stop)),
         ]
+        follow = getattr(self.service.store, "follow_outbox", None)  # a store that can say "new event"
+        if follow is not None:
+            self._leader_tasks.append(asyncio.create_task(follow(self.relay.wakeup.set, self._leader_stop)))
 
     async def _follow(self) -> None:
         self._leader_stop.set()

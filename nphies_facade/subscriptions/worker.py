@@ -3,13 +3,9 @@ the reconciler, and an arq consumer running workflow jobs from Redis."""
 
 import asyncio
 import logging
-import signal
 
 from ..resources.clock import Clock, system_clock
-from ..resources.search.definitions import SearchRegistry
-from ..resources.search.extraction import Extractor
 from ..resources.service import FhirService
-from ..resources.store import Store
 from .arq_queue import ArqQueue, run_arq_worker
 from .config import SubscriptionConfig
 from .runtime import SubscriptionRuntime
@@ -32,17 +28,3 @@ async def run_worker(
     finally:
         await runtime.stop()
         log.info("worker %s stopped", runtime.name)
-
-
-async def serve_worker(store: Store, config: SubscriptionConfig) -> None:
-    """Opens the store (SQLite or MongoDB), runs the worker until SIGTERM or SIGINT, and closes the store."""
-    await store.open()
-    service = FhirService(store, Extractor(SearchRegistry()))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        await run_worker(service, config, stop)
-    finally:
-        await store.close()

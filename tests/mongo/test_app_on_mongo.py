@@ -68,3 +68,19 @@ async def test_crud_history_and_search_work_on_mongodb(client):
 
 async def test_readiness_reports_the_mongodb_store(client):
     assert (await client.get("/readyz")).status_code == 200
+
+
+async def test_a_transaction_bundle_commits_all_or_nothing_on_mongodb(client):
+    entry = {"resource": _patient("1000000002"), "request": {"method": "POST", "url": "Patient"}}
+    bad = {
+        "resource": {"resourceType": "Patient", "id": "x1"},
+        "request": {"method": "PUT", "url": "Patient/x1", "ifMatch": 'W/"9"'},
+    }
+    refused = await client.post(
+        "/", json={"resourceType": "Bundle", "type": "transaction", "entry": [entry, bad]}
+    )
+    assert refused.status_code == 412
+    assert (await client.get("/Patient", params={"identifier": "1000000002"})).json().get("entry", []) == []
+    done = await client.post("/", json={"resourceType": "Bundle", "type": "transaction", "entry": [entry]})
+    assert done.status_code == 200, done.text
+    assert len((await client.get("/Patient", params={"identifier": "1000000002"})).json()["entry"]) == 1

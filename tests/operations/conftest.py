@@ -1,6 +1,7 @@
 """The server in process (ASGI) with its sandbox simulator, authentication off, fast poll schedule."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -12,6 +13,7 @@ from nphies_facade.server.settings import Settings
 from ..nphies.samples import EXAMPLES
 
 FHIR_JSON = "application/fhir+json"
+SIMULATOR = "/_simulator/nphies"
 
 # The material comes from ../shared/nphies; without it there is nothing to test against.
 collect_ignore_glob = [] if EXAMPLES.is_dir() else ["test_*.py"]
@@ -35,25 +37,50 @@ def fast_settings(data_dir: Path, **overrides) -> Settings:
     return Settings(**values)
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return fast_settings(tmp_path / "data")
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory) -> Settings:
+    return fast_settings(tmp_path_factory.mktemp("operations") / "data")
 
 
-@pytest.fixture
-async def app(settings: Settings) -> AsyncIterator:
+@asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of a new app on `settings`, for as long as the block runs."""
     application = create_app(settings)
     async with application.router.lifespan_context(application):
-        yield application
+        transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://fhir.test",
+            headers={"Content-Type": FHIR_JSON, "Accept": FHIR_JSON},
+            timeout=30,
+        ) as c:
+            yield c
+
+
+@pytest.fixture(scope="module")
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """One app per test module (every test stores resources of its own, under fresh ids)."""
+    async with serving(settings) as c:
+        yield c
 
 
 @pytest.fixture
-async def client(app) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(
-        transport=transport,
-        base_url="http://fhir.test",
-        headers={"Content-Type": FHIR_JSON, "Accept": FHIR_JSON},
-        timeout=30,
-    ) as c:
+async def faults(client: httpx.AsyncClient) -> AsyncIterator[Callable[..., Awaitable[None]]]:
+    """Sets the simulator's fault rules (each a dict) for one test; they are cleared after it."""
+
+    async def set_faults(*rules: dict) -> None:
+        response = await client.put(f"{SIMULATOR}/__simulator/faults", json=list(rules))
+        assert response.status_code == 200, response.text
+
+    yield set_faults
+    await client.delete(f"{SIMULATOR}/__simulator/faults")
+
+
+@pytest.fixture
+async def impatient_client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """Gives NPHIES 0.3 s per attempt and one retry, for tests of timeouts."""
+    settings = fast_settings(
+        tmp_path / "impatient", nphies_timeout=0.3, nphies_connect_timeout=0.2, nphies_retries=1
+    )
+    async with serving(settings) as c:
         yield c

@@ -1,6 +1,7 @@
 """Small helpers of the operations tests: reading Tasks, their outputs, the simulator's control API."""
 
 import asyncio
+import base64
 import time
 
 import httpx
@@ -16,9 +17,9 @@ def task_path(response: httpx.Response) -> str:
     return "/Task/" + location.rstrip("/").split("/Task/")[1].split("/")[0]
 
 
-async def wait_for_task(client: httpx.AsyncClient, path: str, timeout: float = 15.0) -> dict:
-    """The Task once it has ended (completed, failed or cancelled)."""
-    deadline = time.monotonic() + timeout
+async def wait_for_task(client: httpx.AsyncClient, path: str, seconds: float = 15.0) -> dict:
+    """The Task once it has ended (completed, failed or cancelled), or as it is after `seconds`."""
+    deadline = time.monotonic() + seconds
     while True:
         task = (await client.get(path)).json()
         if task["status"] in TERMINAL or time.monotonic() > deadline:
@@ -49,9 +50,14 @@ async def exchanges(client: httpx.AsyncClient, task: dict) -> list[tuple[str, st
     found = []
     for reference in outputs(task, "exchange"):
         record = await read(client, reference["reference"])
-        tags = {t["system"].rsplit("/", 1)[-1].rsplit(":", 1)[-1]: t["code"] for t in record["meta"]["tag"]}
-        found.append((tags["ksa-message-events"], tags["nphies-exchange-outcome"]))
+        found.append((record["type"]["coding"][0]["code"], record["category"][0]["coding"][0]["code"]))
     return found
+
+
+def attachment(record: dict, title: str) -> bytes:
+    return base64.b64decode(
+        next(c["attachment"]["data"] for c in record["content"] if c["attachment"]["title"] == title)
+    )
 
 
 def error_codes(resource: dict) -> list[str]:

@@ -47,6 +47,8 @@ def material(sample: str, **changes) -> Material:
     renamed = {key: f"{key.split('/')[0]}/{key.split('/')[1][:50]}-{suffix}" for key in case.store}
     resources = {}
     for key, resource in case.store.items():
+        if resource["resourceType"] == "MessageHeader":
+            continue
         copied = copy.deepcopy(resource)
         copied["id"] = renamed[key].split("/")[1]
         copied.pop("meta", None)

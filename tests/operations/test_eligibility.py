@@ -1,12 +1,12 @@
 """$eligibility in process: the answers of the simulated payer, the cache, refusals and failures."""
 
 import httpx
-import pytest
+import orjson
 
 from nphies_facade.nphies import canonical
 
-from .conftest import fast_settings
-from .helpers import error_codes, handled, read, set_faults
+from .conftest import fast_settings, serving
+from .helpers import attachment, error_codes, handled, read, set_faults
 from .material import ELIGIBILITY, NOT_ACTIVE, OUT_OF_NETWORK, UNKNOWN, material, parameters, store
 
 
@@ -15,7 +15,9 @@ def site_eligibility(response: dict) -> str:
     return extension["valueCodeableConcept"]["coding"][0]["code"]
 
 
-async def ask(client: httpx.AsyncClient, coverage: str, body: dict | None = None, **headers) -> httpx.Response:
+async def ask(
+    client: httpx.AsyncClient, coverage: str, body: dict | None = None, **headers
+) -> httpx.Response:
     return await client.post(f"/{coverage}/$eligibility", json=body, headers=headers)
 
 
@@ -34,9 +36,14 @@ async def test_eligible_member_gets_the_stored_response(client) -> None:
     assert answer["insurance"][0]["coverage"]["reference"] == found.coverage
     assert answer["patient"] == found.resources[found.coverage]["beneficiary"]
     assert response.headers["x-cache"] == "MISS"
-    assert response.headers["content-location"].endswith(f"/CoverageEligibilityResponse/{answer['id']}/_history/1")
+    assert response.headers["content-location"].endswith(
+        f"/CoverageEligibilityResponse/{answer['id']}/_history/1"
+    )
     request = await read(client, answer["request"]["reference"])
-    assert (request["purpose"], request["insurance"][0]["coverage"]["reference"]) == (["validation"], found.coverage)
+    assert (request["purpose"], request["insurance"][0]["coverage"]["reference"]) == (
+        ["validation"],
+        found.coverage,
+    )
     provider = await read(client, request["provider"]["reference"])
     assert provider["identifier"][0]["value"] == "PR-FHIR"
 
@@ -45,19 +52,23 @@ async def test_exchange_is_recorded_with_request_and_answer(client) -> None:
     found = material(ELIGIBILITY)
     await store(client, found)
     answer = (await ask(client, found.coverage)).json()
-    records = (await client.get("/Bundle", params={"_tag": f"{canonical.MESSAGE_EVENTS}|eligibility-request"})).json()
-    mine = [
-        e["resource"]
-        for e in records.get("entry", [])
-        if any(p.get("valueReference", {}).get("reference") == answer["request"]["reference"]
-               for p in e["resource"]["entry"][-1]["resource"]["parameter"])
-    ]
-    assert len(mine) == 1
-    request, reply, summary = (entry["resource"] for entry in mine[0]["entry"])
+    records = await client.get(
+        "/DocumentReference",
+        params={
+            "type": f"{canonical.MESSAGE_EVENTS}|eligibility-request",
+            "related": answer["request"]["reference"],
+        },
+    )
+    [entry] = records.json()["entry"]
+    record = entry["resource"]
+    assert (record["docStatus"], record["category"][0]["coding"][0]["code"]) == ("final", "answered")
+    assert record["subject"] == answer["patient"]
+    request, reply = (orjson.loads(attachment(record, title)) for title in ("request", "response"))
     assert request["type"] == reply["type"] == "message"
-    values = {p["name"]: p for p in summary["parameter"]}
-    assert values["outcome"]["valueCode"] == "answered" and values["statusCode"]["valueInteger"] == 200
-    assert values["durationMs"]["valueDecimal"] >= 0 and values["attempt"]["part"][0]["valueInteger"] == 1
+    assert reply["entry"][0]["resource"]["response"]["identifier"] == request["entry"][0]["resource"]["id"]
+    summary = orjson.loads(attachment(record, "summary"))
+    assert (summary["outcome"], summary["statusCode"], len(summary["attempts"])) == ("answered", 200, 1)
+    assert summary["durationMs"] >= 0 and summary["sent"][found.coverage].startswith("urn:uuid:")
 
 
 async def test_not_active_member_is_not_in_force(client) -> None:
@@ -133,26 +144,38 @@ async def test_message_breaking_the_profiles_is_refused_with_422_and_not_sent(cl
     assert await handled(client) == before
 
 
-async def test_nphies_5xx_is_retried_then_502(client) -> None:
+async def test_nphies_5xx_is_retried_then_502(client, faults) -> None:
     found = material(ELIGIBILITY)
     await store(client, found)
-    await set_faults(client, {"kind": "error", "status": 503, "events": ["eligibility-request"], "limit": 1})
+    await faults({"kind": "error", "status": 503, "events": ["eligibility-request"], "limit": 1})
     assert (await ask(client, found.coverage)).status_code == 200  # the gateway resent it
-    await set_faults(client, {"kind": "error", "status": 503, "events": ["eligibility-request"]})
+    await faults({"kind": "error", "status": 503, "events": ["eligibility-request"]})
     failed = await ask(client, found.coverage, **{"Cache-Control": "no-cache"})
     assert failed.status_code == 502 and failed.json()["resourceType"] == "OperationOutcome"
     assert "HTTP 503" in failed.json()["issue"][0]["diagnostics"]
 
 
-@pytest.fixture
-def settings(tmp_path):
-    return fast_settings(tmp_path / "data", nphies_timeout=0.3, nphies_connect_timeout=0.2, nphies_retries=1)
-
-
-async def test_nphies_timeout_is_504(client) -> None:
+async def test_nphies_timeout_is_504(impatient_client) -> None:
+    client = impatient_client
     found = material(ELIGIBILITY)
     await store(client, found)
     await set_faults(client, {"kind": "timeout", "delay": 5, "events": ["eligibility-request"]})
     response = await ask(client, found.coverage)
     assert response.status_code == 504, response.text
     assert response.json()["issue"][0]["code"] == "timeout"
+
+
+async def test_cached_answer_survives_a_restart(client, settings) -> None:
+    found = material(ELIGIBILITY)
+    await store(client, found)
+    first = await ask(client, found.coverage)
+    async with serving(settings) as restarted:
+        again = await ask(restarted, found.coverage)
+    assert (again.headers["x-cache"], again.json()["id"]) == ("HIT", first.json()["id"])
+
+
+async def test_operations_and_the_simulator_need_a_token_when_authentication_is_on(tmp_path) -> None:
+    async with serving(fast_settings(tmp_path / "secured", auth="on")) as secured:
+        control = await secured.get("/_simulator/nphies/__simulator/state")
+        response = await secured.post("/Coverage/any/$eligibility")
+    assert response.status_code == 401 and control.status_code == 401

@@ -42,6 +42,7 @@ async def test_expired_phi_is_purged_or_anonymised_and_held_resources_stay(servi
     )
     clock.advance(days=20)
     await service.update(SYSTEM, "Claim", "young-claim", claim("young-claim", "Organization/o1"))
+    await service.audit.drain()
     audited_before = len(await service.store.security().audit_rows(0, 10_000))
 
     clock.advance(days=15)
@@ -56,6 +57,7 @@ async def test_expired_phi_is_purged_or_anonymised_and_held_resources_stay(servi
         assert "name" not in version and version["birthDate"] == "1980"
         assert {"system": "urn:nphies-facade:retention", "code": "anonymised"} in version["meta"]["tag"]
         assert "Zahrani" not in orjson.dumps(version).decode()
+    await service.audit.drain()
     rows = (await service.store.security().audit_rows(0, 10_000))[audited_before:]
     assert {(r.action, r.subtype, r.entity) for r in rows} >= {
         ("D", "retention-purge", "Claim/old-claim"),

@@ -20,6 +20,7 @@ FHIR_JSON = "application/fhir+json"
 SECRET = "test-webhook-secret"
 
 FAST = {
+    "auth": "off",
     "retry_initial": 0.05,
     "retry_max": 0.2,
     "retry_window": 3600.0,
@@ -89,11 +90,13 @@ def rest_hook(endpoint: str, criteria: str, *, payload: bool = False, **extra) -
     }
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
+async def eventually(
+    check: Callable[[], Awaitable[bool]], within: float = 20.0, what: str = "condition"
+) -> None:
+    deadline = time.monotonic() + within
     while not await check():
         if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout} s")
+            raise AssertionError(f"{what} not reached within {within} s")
         await asyncio.sleep(0.05)
 
 
@@ -102,11 +105,13 @@ async def status_of(client: httpx.AsyncClient, subscription_id: str) -> str:
     return response.json().get("status", "")
 
 
-async def wait_status(client: httpx.AsyncClient, subscription_id: str, wanted: str, timeout: float = 20.0) -> None:
+async def wait_status(
+    client: httpx.AsyncClient, subscription_id: str, wanted: str, within: float = 20.0
+) -> None:
     async def reached() -> bool:
         return await status_of(client, subscription_id) == wanted
 
-    await eventually(reached, timeout, f"Subscription/{subscription_id} status {wanted}")
+    await eventually(reached, within, f"Subscription/{subscription_id} status {wanted}")
 
 
 async def subscribe(client: httpx.AsyncClient, subscription: dict, active: bool = True) -> str:
@@ -139,7 +144,17 @@ class RedisServer:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"],
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--bind",
+                "127.0.0.1",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -49,9 +49,10 @@ class Received:
 
 
 class Receiver:
-    def __init__(self, secret: str | None = None, port: int | None = None) -> None:
+    def __init__(self, secret: str | None = None, port: int | None = None, keep_alive: float = 5.0) -> None:
         self.port = port or free_port()
         self.secret = secret
+        self.keep_alive = keep_alive
         self.status = 200
         self._requests: list[Received] = []
         self._lock = threading.Lock()
@@ -73,13 +74,21 @@ class Receiver:
         status = self.status
         if status < 300:
             with self._lock:
-                self._requests.append(Received(scope["method"], scope["path"], headers, body, time.time(), checked))
+                self._requests.append(
+                    Received(scope["method"], scope["path"], headers, body, time.time(), checked)
+                )
         await send({"type": "http.response.start", "status": status, "headers": [(b"content-length", b"0")]})
         await send({"type": "http.response.body", "body": b""})
 
     def start(self) -> "Receiver":
         config = uvicorn.Config(
-            self._app, host="127.0.0.1", port=self.port, log_level="error", lifespan="off", interface="asgi3"
+            self._app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="error",
+            lifespan="off",
+            interface="asgi3",
+            timeout_keep_alive=self.keep_alive,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
@@ -97,7 +106,9 @@ class Receiver:
             self._thread.join(timeout=10)
             self._server = None
 
-    def requests(self, subscription: str | None = None, kind: str | None = "event-notification") -> list[Received]:
+    def requests(
+        self, subscription: str | None = None, kind: str | None = "event-notification"
+    ) -> list[Received]:
         with self._lock:
             found = list(self._requests)
         return [
@@ -113,8 +124,8 @@ class Receiver:
             seen.setdefault(r.number, None)
         return list(seen)
 
-    async def wait_for(self, condition: Callable[[], bool], timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
+    async def wait_for(self, condition: Callable[[], bool], within: float = 20.0) -> None:
+        deadline = time.monotonic() + within
         while not condition():
             if time.monotonic() > deadline:
                 raise AssertionError("receiver: condition not met in time")

@@ -48,14 +48,20 @@ async def test_the_cursor_moves_only_from_where_it_was(store):
 async def test_event_numbers_are_per_subscription_and_gapless(store):
     ledger = store.ledger()
     applied = [AppliedSubscription("a", 1), AppliedSubscription("b", 1)]
-    first = [Match("a", "rest-hook", event(1)), Match("b", "rest-hook", event(1)), Match("a", "rest-hook", event(2))]
+    first = [
+        Match("a", "rest-hook", event(1)),
+        Match("b", "rest-hook", event(1)),
+        Match("a", "rest-hook", event(2)),
+    ]
     recorded = await ledger.record_batch("main", 0, 2, applied, first, 1.0)
     assert [(e.subscription_id, e.number) for e in recorded] == [("a", 1), ("b", 1), ("a", 2)]
     recorded = await ledger.record_batch("main", 2, 3, [], [Match("a", "rest-hook", event(3))], 1.0)
     assert [(e.subscription_id, e.number) for e in recorded] == [("a", 3)]
     assert [e.number for e in await ledger.pending_events("a")] == [1, 2, 3]
     attempt = DeliveryAttempt("a", 1, "rest-hook", "2026-01-01T00:00:01.000+00:00", "me", DELIVERED)
-    await ledger.record_deliveries([DeliveryRecord("a", (attempt,), (EventUpdate(1, DELIVERED, 1),), 0, None, 2.0)])
+    await ledger.record_deliveries(
+        [DeliveryRecord("a", (attempt,), (EventUpdate(1, DELIVERED, 1),), 0, None, 2.0)]
+    )
     assert [e.number for e in await ledger.pending_events("a")] == [2, 3]
     assert [e.number for e in await ledger.events("a", 1, 3)] == [1, 2, 3]
     assert (await ledger.recent_attempts("a"))[0].outcome == DELIVERED
@@ -97,9 +103,13 @@ async def test_a_job_is_claimed_once_and_a_runner_that_lost_it_cannot_finish_it(
 
 async def test_old_delivered_events_and_attempts_are_pruned(store):
     ledger = store.ledger()
-    await ledger.record_batch("main", 0, 1, [AppliedSubscription("a", 1)], [Match("a", "rest-hook", event(1))], 1.0)
+    await ledger.record_batch(
+        "main", 0, 1, [AppliedSubscription("a", 1)], [Match("a", "rest-hook", event(1))], 1.0
+    )
     attempt = DeliveryAttempt("a", 1, "rest-hook", "2026-01-01T00:00:01.000+00:00", "me", DELIVERED)
-    await ledger.record_deliveries([DeliveryRecord("a", (attempt,), (EventUpdate(1, DELIVERED, 1),), 0, None, 2.0)])
+    await ledger.record_deliveries(
+        [DeliveryRecord("a", (attempt,), (EventUpdate(1, DELIVERED, 1),), 0, None, 2.0)]
+    )
     assert await ledger.prune(before=1.5) == 0
     assert await ledger.prune(before=3.0) == 2
     assert await ledger.events("a", 1, 1) == []

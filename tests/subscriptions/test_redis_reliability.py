@@ -59,7 +59,9 @@ def job_rows(data_dir, prefix: str) -> list[tuple]:
 async def test_a_worker_killed_mid_job_completes_it_once_after_restart(arq_stack):
     marker = uuid.uuid4().hex
     async with httpx.AsyncClient(base_url=arq_stack.url) as api:
-        sub = await subscribe(api, workflow_subscription("test-slow", f"Patient?identifier=urn:test:kill|{marker}"))
+        sub = await subscribe(
+            api, workflow_subscription("test-slow", f"Patient?identifier=urn:test:kill|{marker}")
+        )
         await api.post("/Patient", json=patient("urn:test:kill", marker))
         prefix = f"wf:{sub}:"
 
@@ -74,7 +76,7 @@ async def test_a_worker_killed_mid_job_completes_it_once_after_restart(arq_stack
         async def done() -> bool:
             return any(key.endswith(":done") for key in await side_effects(api, prefix))
 
-        await eventually(done, timeout=60, what="the job to complete after the restart")
+        await eventually(done, within=60, what="the job to complete after the restart")
         effects = await side_effects(api, prefix)
         assert sorted(k.rsplit(":", 1)[1] for k in effects) == ["done", "started"]
         assert set(effects.values()) == {1}
@@ -101,7 +103,7 @@ async def test_flushing_redis_with_jobs_pending_loses_none(arq_stack, receiver):
         async def all_done() -> bool:
             return len(await side_effects(api, prefix)) == 40
 
-        await eventually(all_done, timeout=60, what="all 40 jobs after the flush")
+        await eventually(all_done, within=60, what="all 40 jobs after the flush")
         assert set((await side_effects(api, prefix)).values()) == {1}
         assert {state for _, state, _ in job_rows(arq_stack.data_dir, prefix)} == {"done"}
         await receiver.wait_for(lambda: receiver.numbers(hook) == list(range(1, 41)))
@@ -124,6 +126,6 @@ async def test_restarting_redis_with_jobs_pending_loses_none(arq_stack):
         async def all_done() -> bool:
             return len(await side_effects(api, prefix)) == 30
 
-        await eventually(all_done, timeout=60, what="all 30 jobs after the restart")
+        await eventually(all_done, within=60, what="all 30 jobs after the restart")
         assert set((await side_effects(api, prefix)).values()) == {1}
         assert arq_stack.worker.running

@@ -9,6 +9,7 @@ import httpx
 from nphies_facade.server.app import create_app
 
 from .conftest import FHIR_JSON, eventually, rest_hook, status_of, status_parameter, subscribe, wait_status
+from .receiver import Receiver
 
 
 def patient(family: str, gender: str = "female") -> dict:
@@ -50,6 +51,23 @@ async def test_with_payload_each_event_puts_the_version_that_was_written(api, re
     assert first.signature_ok and second.signature_ok
 
 
+async def test_a_connection_the_endpoint_closed_while_idle_is_reopened_without_a_failure(api):
+    receiver = Receiver(keep_alive=0.2).start()
+    try:
+        sub = await subscribe(api, rest_hook(receiver.url + "/hook", "Patient?gender=female"))
+        await api.post("/Patient", json=patient("First"))
+        await receiver.wait_for(lambda: receiver.numbers(sub) == [1])
+        await asyncio.sleep(0.6)
+        await api.post("/Patient", json=patient("Second"))
+        await receiver.wait_for(lambda: receiver.numbers(sub) == [1, 2])
+        status = (await api.get(f"/Subscription/{sub}/$status")).json()
+        assert status_parameter(status, "consecutive-failures")[0]["valueInteger"] == 0
+        attempts = status_parameter(status, "delivery-attempt")
+        assert all({p["name"]: p for p in a["part"]}["outcome"]["valueCode"] == "delivered" for a in attempts)
+    finally:
+        receiver.stop()
+
+
 async def test_a_rolled_back_transaction_produces_no_notification(api, receiver):
     sub = await subscribe(api, rest_hook(receiver.url + "/fhir", "Patient?gender=female", payload=True))
     bundle = {
@@ -58,7 +76,10 @@ async def test_a_rolled_back_transaction_produces_no_notification(api, receiver)
         "entry": [
             {"resource": patient("Rolledback"), "request": {"method": "POST", "url": "Patient"}},
             {"request": {"method": "DELETE", "url": "Patient/does-not-exist"}},
-            {"resource": {"resourceType": "Patient", "gender": 7}, "request": {"method": "POST", "url": "Patient"}},
+            {
+                "resource": {"resourceType": "Patient", "gender": 7},
+                "request": {"method": "POST", "url": "Patient"},
+            },
         ],
     }
     assert (await api.post("/", json=bundle)).status_code >= 400
@@ -96,7 +117,7 @@ async def test_a_failing_subscription_does_not_hold_up_another(api, receiver):
     broken = await subscribe(api, rest_hook(receiver.url + "/broken", "Patient?gender=female"))
     healthy = await subscribe(api, rest_hook(receiver.url + "/ok", "Patient?gender=female"))
     receiver.stop()
-    other = type(receiver)(secret=receiver.secret).start()
+    other = Receiver(secret=receiver.secret).start()
     try:
         current = (await api.get(f"/Subscription/{healthy}")).json()
         current["channel"]["endpoint"] = other.url + "/ok"
@@ -116,7 +137,7 @@ async def test_end_is_honoured(api, receiver):
     sub = await subscribe(api, rest_hook(receiver.url + "/hook", "Patient?gender=female", end=end))
     await api.post("/Patient", json=patient("Before"))
     await receiver.wait_for(lambda: receiver.numbers(sub) == [1])
-    await wait_status(api, sub, "off", timeout=10)
+    await wait_status(api, sub, "off", within=10)
     await api.post("/Patient", json=patient("After"))
     await asyncio.sleep(0.5)
     assert receiver.numbers(sub) == [1]

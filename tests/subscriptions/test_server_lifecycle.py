@@ -51,7 +51,7 @@ async def test_end_turns_the_subscription_off(http_client, receiver):
     sub = await subscribe(
         http_client, rest_hook(receiver.url + "/hook", f"Patient?identifier=urn:test:life|{marker}", end=end)
     )
-    await wait_status(http_client, sub, "off", timeout=10)
+    await wait_status(http_client, sub, "off", within=10)
     await http_client.post("/Patient", json=patient(marker))
     await asyncio.sleep(0.5)
     assert receiver.numbers(sub) == [] and await status_of(http_client, sub) == "off"

@@ -34,8 +34,14 @@ async def test_criteria_that_cannot_be_evaluated_in_memory_are_refused(api, crit
         ({"type": "rest-hook", "endpoint": "ftp://example.org/x"}, "Subscription.channel.endpoint"),
         ({"type": "rest-hook"}, "Subscription.channel.endpoint"),
         ({"type": "message", "endpoint": "urn:other:thing"}, "Subscription.channel.endpoint"),
-        ({"type": "rest-hook", "endpoint": "http://x/h", "payload": "application/xml"}, "Subscription.channel.payload"),
-        ({"type": "rest-hook", "endpoint": "http://x/h", "header": ["no colon here"]}, "Subscription.channel.header[0]"),
+        (
+            {"type": "rest-hook", "endpoint": "http://x/h", "payload": "application/xml"},
+            "Subscription.channel.payload",
+        ),
+        (
+            {"type": "rest-hook", "endpoint": "http://x/h", "header": ["no colon here"]},
+            "Subscription.channel.header[0]",
+        ),
     ],
 )
 async def test_channels_that_cannot_be_served_are_refused(api, channel, where):
@@ -52,7 +58,9 @@ async def test_channels_that_cannot_be_served_are_refused(api, channel, where):
 
 
 async def test_an_update_with_bad_criteria_is_refused_and_nothing_changes(api):
-    subscription_id = await subscribe(api, rest_hook("http://127.0.0.1:9/h", "Patient?gender=male"), active=False)
+    subscription_id = await subscribe(
+        api, rest_hook("http://127.0.0.1:9/h", "Patient?gender=male"), active=False
+    )
     current = (await api.get(f"/Subscription/{subscription_id}")).json()
     current["criteria"] = "Patient?_has:Observation:subject:code=x"
     response = await api.put(f"/Subscription/{subscription_id}", json=current)

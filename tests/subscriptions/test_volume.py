@@ -45,10 +45,14 @@ def sub_settings(sub_settings):
     return sub_settings.model_copy(update={"reconcile_interval": 2.0})
 
 
+def start_receiver(port: int) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "tests.subscriptions.receiver_app", str(port)], cwd=ROOT)
+
+
 @pytest.fixture
 async def remote_receiver() -> AsyncIterator[str]:
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "tests.subscriptions.receiver_app", str(port)], cwd=ROOT)
+    process = start_receiver(port)
     url = f"http://127.0.0.1:{port}"
     async with httpx.AsyncClient() as client:
         for _ in range(200):
@@ -64,7 +68,10 @@ async def remote_receiver() -> AsyncIterator[str]:
 
 async def test_ten_thousand_writes_across_fifty_subscriptions(sub_app, api, remote_receiver):
     criteria = [f"Observation?code={SYSTEM}|c{c}" for c in range(SUBSCRIPTIONS)]
-    subs = [await subscribe(api, rest_hook(remote_receiver + "/fhir", c, payload=True), active=False) for c in criteria]
+    subs = [
+        await subscribe(api, rest_hook(remote_receiver + "/fhir", c, payload=True), active=False)
+        for c in criteria
+    ]
     for sub in subs:
         await wait_status(api, sub, "active")
 
@@ -103,7 +110,11 @@ async def test_ten_thousand_writes_across_fifty_subscriptions(sub_app, api, remo
     assert not unexpected
     for sub in subs:
         arrivals = first_arrivals[sub]
-        assert list(arrivals) == list(range(1, len(expected[sub]) + 1)), f"{sub}: numbers out of order or missing"
+        assert list(arrivals) == list(range(1, len(expected[sub]) + 1)), (
+            f"{sub}: numbers out of order or missing"
+        )
         assert set(arrivals.values()) == expected[sub], f"{sub}: wrong resources"
     duplicates = len(received) - total
-    print(f"\n{WRITES} writes in {wrote:.1f} s; {total} notifications in {elapsed:.1f} s; {duplicates} duplicates")
+    print(
+        f"\n{WRITES} writes in {wrote:.1f} s; {total} notifications in {elapsed:.1f} s; {duplicates} duplicates"
+    )

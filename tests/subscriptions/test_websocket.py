@@ -44,7 +44,9 @@ async def test_bound_clients_are_pinged_for_each_event(embedded_server, http_cli
     first, second = await bind(embedded_server, sub), await bind(embedded_server, sub)
     try:
         await http_client.post("/Task", json=task(owner), headers={"Content-Type": "application/fhir+json"})
-        await http_client.post("/Task", json=task("someone-else"), headers={"Content-Type": "application/fhir+json"})
+        await http_client.post(
+            "/Task", json=task("someone-else"), headers={"Content-Type": "application/fhir+json"}
+        )
         assert await asyncio.wait_for(first.recv(), 5) == f"ping {sub}"
         assert await asyncio.wait_for(second.recv(), 5) == f"ping {sub}"
         with pytest.raises(TimeoutError):
@@ -54,7 +56,9 @@ async def test_bound_clients_are_pinged_for_each_event(embedded_server, http_cli
         await second.close()
 
 
-async def test_a_client_that_goes_away_is_forgotten_and_the_subscription_stays_active(embedded_server, http_client):
+async def test_a_client_that_goes_away_is_forgotten_and_the_subscription_stays_active(
+    embedded_server, http_client
+):
     owner = uuid.uuid4().hex
     sub = await subscribe(http_client, websocket_subscription(f"Task?owner=Organization/{owner}"))
     gone = await bind(embedded_server, sub)
@@ -62,7 +66,9 @@ async def test_a_client_that_goes_away_is_forgotten_and_the_subscription_stays_a
     staying = await bind(embedded_server, sub)
     try:
         for _ in range(2):
-            await http_client.post("/Task", json=task(owner), headers={"Content-Type": "application/fhir+json"})
+            await http_client.post(
+                "/Task", json=task(owner), headers={"Content-Type": "application/fhir+json"}
+            )
             assert await asyncio.wait_for(staying.recv(), 5) == f"ping {sub}"
         assert (await http_client.get(f"/Subscription/{sub}")).json()["status"] == "active"
     finally:

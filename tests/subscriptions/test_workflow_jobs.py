@@ -42,7 +42,9 @@ async def job_records(api) -> dict[str, int]:
 
 async def test_install_subscriptions_is_idempotent_and_visible(sub_app, api):
     service = sub_app.state.service
-    wanted = [trigger_subscription("test-record", "eligibility-trigger", "Coverage?status=active", "eligibility")]
+    wanted = [
+        trigger_subscription("test-record", "eligibility-trigger", "Coverage?status=active", "eligibility")
+    ]
     first = await install_subscriptions(service, wanted)
     again = await install_subscriptions(service, wanted)
     assert first[0].created and not again[0].created
@@ -52,7 +54,9 @@ async def test_install_subscriptions_is_idempotent_and_visible(sub_app, api):
     listed = (await api.get("/Subscription/_history")).json()
     assert {e["resource"]["id"] for e in listed["entry"] if "resource" in e} == {subscription_id}
 
-    changed = [trigger_subscription("test-record", "eligibility-trigger", "Coverage?status=cancelled", "eligibility")]
+    changed = [
+        trigger_subscription("test-record", "eligibility-trigger", "Coverage?status=cancelled", "eligibility")
+    ]
     [updated] = await install_subscriptions(service, changed)
     assert updated.version.id == subscription_id
     current = (await api.get(f"/Subscription/{subscription_id}")).json()
@@ -62,7 +66,10 @@ async def test_install_subscriptions_is_idempotent_and_visible(sub_app, api):
 
 async def test_each_matching_change_runs_its_workflow_job_once(api):
     sub = await subscribe(api, workflow_subscription("test-record", "Patient?gender=female"))
-    ids = [(await api.post("/Patient", json={"resourceType": "Patient", "gender": "female"})).json()["id"] for _ in range(3)]
+    ids = [
+        (await api.post("/Patient", json={"resourceType": "Patient", "gender": "female"})).json()["id"]
+        for _ in range(3)
+    ]
     await api.post("/Patient", json={"resourceType": "Patient", "gender": "male"})
 
     async def three_jobs() -> bool:
@@ -90,17 +97,23 @@ async def test_a_failing_job_is_retried_with_backoff_until_it_succeeds(api):
 
     await eventually(done, what="the flaky job to succeed")
     status = (await api.get(f"/Subscription/{sub}/$status")).json()
-    outcomes = [{p["name"]: p for p in a["part"]}["outcome"]["valueCode"] for a in status_parameter(status, "delivery-attempt")]
+    outcomes = [
+        {p["name"]: p for p in a["part"]}["outcome"]["valueCode"]
+        for a in status_parameter(status, "delivery-attempt")
+    ]
     assert outcomes == ["done", "failed", "failed"]
 
 
 async def test_a_job_that_keeps_failing_is_dead_sets_error_and_can_be_resent(sub_settings):
-    from nphies_facade.server.app import create_app
     import httpx
+
+    from nphies_facade.server.app import create_app
 
     app = create_app(sub_settings.model_copy(update={"retry_window": 0.3}))
     async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://fhir.test") as api:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://fhir.test"
+        ) as api:
             sub = await subscribe(api, workflow_subscription("test-poison", "Patient?gender=unknown"))
             await api.post("/Patient", json={"resourceType": "Patient", "gender": "unknown"})
             await wait_status(api, sub, "error")
@@ -114,7 +127,10 @@ async def test_a_job_that_keeps_failing_is_dead_sets_error_and_can_be_resent(sub
             async def dead_again() -> bool:
                 status = (await api.get(f"/Subscription/{sub}/$status")).json()
                 runs = status_parameter(status, "delivery-attempt")
-                return sum({p["name"]: p for p in r["part"]}["outcome"]["valueCode"] == "dead" for r in runs) == 2
+                return (
+                    sum({p["name"]: p for p in r["part"]}["outcome"]["valueCode"] == "dead" for r in runs)
+                    == 2
+                )
 
             await eventually(dead_again, what="the resent job to run (and die) again")
             assert await status_of(api, sub) == "error"

@@ -92,7 +92,8 @@ class MongoSearch:
         return [doc async for doc in cursor]
 
     async def _aggregate(self, pipeline: list[dict]) -> list[dict]:
-        cursor = await self.resources.aggregate(pipeline, session=self.session)
+        # A sort on computed keys (a parameter's values) cannot use an index; large ones spill to disk.
+        cursor = await self.resources.aggregate(pipeline, session=self.session, allowDiskUse=True)
         return [doc async for doc in cursor]
 
     # ----- filters -----

@@ -113,6 +113,8 @@ class MongoStore(Store):
         return history_version(doc) if doc is not None else None
 
     async def history(self, query: HistoryQuery) -> list[StoredVersion]:
+        if query.count <= 0:
+            return []
         cursor = self.collections.history.find(history_filter(query)).sort("_id", -1).limit(query.count)
         return [history_version(doc) async for doc in cursor]
 
@@ -126,6 +128,8 @@ class MongoStore(Store):
         return await latest_position(self.collections, resource_type)
 
     async def outbox_after(self, seq: int, limit: int = 100) -> list[OutboxEvent]:
+        if limit <= 0:
+            return []
         cursor = self.collections.outbox.find({"_id": {"$gt": seq}}).sort("_id", 1).limit(limit)
         return [outbox_event(doc) async for doc in cursor]
 

@@ -4,8 +4,9 @@ string     s1 normalised text, s2 exact text
 token      s1 code, s2 system, s3 normalised display text, s4 "type-system|type-code" (identifiers)
 reference  s1 target id (the url when no id can be read), s2 target type, s3 url as written
 uri        s1 uri
-date       n1 lower bound, n2 upper bound (epoch ms, upper exclusive)
+date       n1 lower bound, n2 upper bound (epoch ms, upper exclusive); in SQLite also n3 width (n2 - n1)
 number     n1 value, n2 lower bound, n3 upper bound (the precision range)
+           in SQLite, date and number rows of a resource with several values for the parameter have s1 "m"
 quantity   n1 value, n2 lower bound, n3 upper bound, s1 code, s2 system, s3 unit
 composite  s1 key of the first component (token code, reference id), s2 every component as JSON
 
@@ -36,12 +37,13 @@ FIELDS: dict[str, dict[str, str]] = {
     "token": {"code": "s1", "system": "s2", "text": "s3", "type": "s4"},
     "reference": {"key": "s1", "type": "s2", "url": "s3"},
     "uri": {"uri": "s1"},
-    "date": {"lo": "n1", "hi": "n2"},
-    "number": {"value": "n1", "lo": "n2", "hi": "n3"},
+    "date": {"lo": "n1", "hi": "n2", "width": "n3", "multi": "s1"},
+    "number": {"value": "n1", "lo": "n2", "hi": "n3", "multi": "s1"},
     "quantity": {"value": "n1", "lo": "n2", "hi": "n3", "code": "s1", "system": "s2", "unit": "s3"},
     "composite": {"key": "s1", "parts": "s2"},
 }
 
+MULTI = "m"
 _VALUE_CLASSES = {
     cls.__name__: cls
     for cls in (StringValue, TokenValue, ReferenceValue, DateValue, NumberValue, QuantityValue, UriValue)
@@ -110,3 +112,15 @@ def row_for(value: IndexValue) -> Row | None:
         case CompositeValue():
             return (_first_key(value), composite_json(value), None, None, None, None, None)
     return None
+
+
+def rows_for(values: list[IndexValue]) -> list[Row]:
+    """The SQLite rows of one parameter's values: row_for's, plus a date's width in n3, and several
+    dates or numbers marked (a range query on one parameter starts from single values and must also
+    look at the resources that have several)."""
+    rows = [row for row in map(row_for, values) if row is not None]
+    if values and isinstance(values[0], DateValue):
+        rows = [(*row[:6], row[5] - row[4]) for row in rows]
+    if len(rows) > 1 and isinstance(values[0], DateValue | NumberValue):
+        rows = [(MULTI, *row[1:]) for row in rows]
+    return rows

@@ -21,12 +21,12 @@ used_jti    client-assertion ids already used, kept until the assertion expires
 """
 
 PRAGMAS = (
+    "PRAGMA busy_timeout=10000",
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",
-    "PRAGMA busy_timeout=10000",
     "PRAGMA temp_store=MEMORY",
     "PRAGMA cache_size=-65536",
-    "PRAGMA mmap_size=268435456",
+    "PRAGMA mmap_size=1073741824",
 )
 
 SCHEMA = """
@@ -72,10 +72,14 @@ CREATE TABLE IF NOT EXISTS idx (
 );
 DROP INDEX IF EXISTS idx_rid;
 DROP INDEX IF EXISTS idx_s1;
+DROP INDEX IF EXISTS idx_pid_s;
+DROP INDEX IF EXISTS idx_n1;
+DROP INDEX IF EXISTS idx_n2;
 CREATE INDEX IF NOT EXISTS idx_rid_pid ON idx (rid, pid);
-CREATE INDEX IF NOT EXISTS idx_pid_s ON idx (pid, s1, s2);
-CREATE INDEX IF NOT EXISTS idx_n1 ON idx (pid, n1) WHERE n1 IS NOT NULL;
-CREATE INDEX IF NOT EXISTS idx_n2 ON idx (pid, n2) WHERE n2 IS NOT NULL;
+CREATE INDEX IF NOT EXISTS idx_key ON idx (pid, s1, s2, rid);
+CREATE INDEX IF NOT EXISTS idx_low ON idx (pid, n1, n2, rid) WHERE n1 IS NOT NULL;
+CREATE INDEX IF NOT EXISTS idx_high ON idx (pid, n2, n1, rid) WHERE n2 IS NOT NULL;
+CREATE INDEX IF NOT EXISTS idx_width ON idx (pid, n3) WHERE n3 IS NOT NULL;
 
 CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,

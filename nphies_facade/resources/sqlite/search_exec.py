@@ -11,13 +11,16 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
-from ..search.plan import SearchPlan, param_keys
+from ..search.plan import IdFilter, SearchPlan, ValueFilter, param_keys
 from ..store import Found, IndexValues, SearchPage, StoredVersion
-from .index_rows import row_for
-from .search_sql import SqlRenderer
+from .index_rows import rows_for
+from .search_sql import INTERSECT, RANGE, Driver, SqlRenderer, can_drive, first_driver
 
 # Misses above this many are resolved by reading the whole (small) params table once.
 _SINGLE_LOOKUPS = 8
+# A filter matching at least this many index rows is not worth listing when the type can be walked in the
+# result order instead (with the filters probed on each resource until the page is full).
+ESTIMATE_CAP = 1000
 
 
 class Pids(Protocol):
@@ -58,12 +61,74 @@ def _version(row: tuple) -> StoredVersion:
     return StoredVersion(row[1], row[2], row[3], row[4], "", row[5], row[0])
 
 
+def _index_ordered(plan: SearchPlan) -> bool:
+    """Whether the one searched type can be walked through an index in the result order."""
+    if plan.types is None or len(plan.types) != 1:
+        return False
+    return not plan.sort or (len(plan.sort) == 1 and plan.sort[0].key == "_lastUpdated")
+
+
+def choose_drivers(db: sqlite3.Connection, renderer: SqlRenderer, plan: SearchPlan) -> tuple[Driver, Driver]:
+    """(what the page query starts from, what the count starts from).
+
+    Two filters on one date or number parameter (a range such as `ge..&lt..`) start from the values
+    meeting both when those are few. Otherwise the value filter with the fewest matching index rows,
+    counted up to ESTIMATE_CAP (each count stops at the smallest so far; likely narrow filters are
+    counted first); when even that one has many, the type is walked in result order if it can be (a
+    page fills fast unless the filters rarely hold together), else the two smallest are intersected.
+    """
+    first = first_driver(plan.filters)
+    if first is None or isinstance(plan.filters[first], IdFilter):
+        return first, first
+    candidates = [n for n, f in enumerate(plan.filters) if can_drive(f)]
+    ordered = _index_ordered(plan)
+    if len(candidates) == 1 and not ordered:
+        return first, first
+    same = _same_parameter(plan, candidates)
+    if same is not None and plan.filters[same[0]].param.kind in ("date", "number"):
+        a, b = (plan.filters[n] for n in same)
+        if _count(db, renderer.range_estimate(a, b, ESTIMATE_CAP)) < ESTIMATE_CAP:
+            return (RANGE, *same), (RANGE, *same)
+    sizes: dict[int, int] = {}
+    cap = ESTIMATE_CAP
+    for n in sorted(candidates, key=lambda n: _narrowness(plan.filters[n])):
+        sizes[n] = _count(db, renderer.estimate(plan.filters[n], cap))
+        cap = max(1, min(cap, sizes[n]))
+    ranked = sorted(candidates, key=sizes.__getitem__)
+    if sizes[ranked[0]] < ESTIMATE_CAP or len(ranked) == 1:
+        best = ranked[0]
+        return (None if ordered and sizes[best] >= ESTIMATE_CAP else best), best
+    pair = (INTERSECT, *(same or ranked[:2]))
+    return (None if ordered else pair), pair
+
+
+def _narrowness(f: ValueFilter) -> int:
+    """0 for filters that usually name few resources (a reference, a system|code), 1 for the rest."""
+    fields = {c.field for atom in f.atoms if isinstance(atom, tuple) for c in atom}
+    if f.param.kind == "reference" or (f.param.kind == "token" and "system" in fields and "code" in fields):
+        return 0
+    return 1
+
+
+def _same_parameter(plan: SearchPlan, candidates: list[int]) -> tuple[int, int] | None:
+    for n, a in enumerate(candidates):
+        for b in candidates[n + 1 :]:
+            if plan.filters[a].param == plan.filters[b].param:
+                return (a, b)
+    return None
+
+
+def _count(db: sqlite3.Connection, rendered: tuple[str, list] | None) -> int:
+    return db.execute(*rendered).fetchone()[0] if rendered is not None else 0
+
+
 def run_search(db: sqlite3.Connection, pids: Pids, plan: SearchPlan) -> SearchPage:
     renderer = SqlRenderer(lambda keys: pids.resolve_sync(db, keys))
     pids.resolve_sync(db, param_keys(plan))  # warms the cache in one go
+    page_driver, count_driver = choose_drivers(db, renderer, plan)
     matches: list[Found] = []
     more = False
-    page = renderer.page(plan) if plan.fetch_matches else None
+    page = renderer.page(plan, page_driver) if plan.fetch_matches else None
     if page is not None:
         rows = db.execute(*page).fetchall()
         more = len(rows) > plan.limit
@@ -73,7 +138,7 @@ def run_search(db: sqlite3.Connection, pids: Pids, plan: SearchPlan) -> SearchPa
         matches = [Found(_version(row), (*row[6:], row[0])) for row in rows]
     total = None
     if plan.count_total:
-        count = renderer.count(plan)
+        count = renderer.count(plan, count_driver)
         total = db.execute(*count).fetchone()[0] if count is not None else 0
     included = _included(db, renderer, plan, matches)
     return SearchPage(matches, included, total, more)
@@ -106,7 +171,8 @@ def _included(
 
 
 def run_ids(db: sqlite3.Connection, pids: Pids, plan: SearchPlan, limit: int) -> list[str]:
-    rendered = SqlRenderer(lambda keys: pids.resolve_sync(db, keys)).ids(plan, limit)
+    renderer = SqlRenderer(lambda keys: pids.resolve_sync(db, keys))
+    rendered = renderer.ids(plan, limit, choose_drivers(db, renderer, plan)[1])
     return [row[0] for row in db.execute(*rendered)] if rendered is not None else []
 
 
@@ -134,10 +200,7 @@ def replace_index(
         db.execute("DELETE FROM idx WHERE rid = ?", (version.position,))
         for code, values in index.items():
             pid = pids.ensure_sync(db, version.resource_type, code)
-            for value in values:
-                row = row_for(value)
-                if row is not None:
-                    rows.append((version.position, pid, *row))
+            rows += [(version.position, pid, *row) for row in rows_for(values)]
     if rows:
         db.executemany("INSERT INTO idx VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 

@@ -2,8 +2,9 @@
 
 Shapes (r is the searched resource, one `idx` row is one index entry; see index_rows.py):
 
-  value filter     r.rid IN (SELECT rid FROM idx WHERE pid = ? AND <atom> UNION ALL ...)   (NOT IN: :not)
-  :missing         [NOT] EXISTS (SELECT 1 FROM idx WHERE rid = r.rid AND pid = ?)
+  driving filter   r.rid IN (SELECT rid FROM idx WHERE pid = ? AND <atom> UNION ALL ...)
+  other filters    [NOT] EXISTS (SELECT 1 FROM idx INDEXED BY idx_rid_pid WHERE rid = r.rid AND pid = ?
+                   AND (<atom> OR ...))                                     (NOT: :not; :missing alike)
   _id              r.id IN (?, ...)
   chain            r.rid IN (SELECT i.rid FROM resources t CROSS JOIN idx i ON i.s1 = t.id AND
                    i.s2 = t.type AND i.pid = ? WHERE <t is a live target meeting the inner filters>)
@@ -12,9 +13,11 @@ Shapes (r is the searched resource, one `idx` row is one index entry; see index_
   page             SELECT ... FROM (SELECT r.*, <sort keys> FROM resources r WHERE ...)
                    WHERE (<sort keys>, rid) > (<cursor>) ORDER BY <sort keys>, rid LIMIT n + 1
 
-Every atom is a conjunction on one row whose leading condition is `pid` plus an equality or range on
-s1/n1/n2, so each lands on an index: idx_pid_s (pid, s1, s2), idx_n1 (pid, n1), idx_n2 (pid, n2);
-idx_rid_pid (rid, pid) serves :missing, sort keys and includes.
+A query lists the matches of one filter (the driver, chosen by search_exec.py from estimated sizes) and
+probes the others per candidate, or, when every filter matches many rows, walks the type in result order
+(resources_live, resources_recent) probing each. An atom is a conjunction on one row led by `pid` and an
+equality or range on s1/n1/n2, so listing lands on a covering index: idx_key (pid, s1, s2, rid),
+idx_low (pid, n1, n2, rid), idx_high (pid, n2, n1, rid); probes, sort keys and includes use idx_rid_pid.
 """
 
 import itertools
@@ -39,15 +42,20 @@ from ..search.plan import (
     ValueFilter,
 )
 from ..search.query import CompositeMatch, RangeMatch, ReferenceMatch, TokenMatch
-from .index_rows import FIELDS, composite_parts
+from .index_rows import FIELDS, MULTI, composite_parts
 
 PidResolver = Callable[[Iterable[tuple[str, str]]], list[int]]
+# Which filter a query starts from: one (its index rows), two ((INTERSECT, a, b): their rows intersected;
+# (RANGE, a, b): two filters on one parameter, see SqlRenderer.range_rows), or none (the type is walked).
+Driver = int | tuple[str, int, int] | None
+INTERSECT, RANGE = "intersect", "range"
 
 ROW_COLUMNS = ("rid", "type", "id", "version", "last_updated", "body")
 # Sort keys of resources without a value: after every value, ascending or descending.
 TEXT_LAST_ASC, TEXT_LAST_DESC = "\U0010ffff", ""
 NUMBER_LAST_ASC, NUMBER_LAST_DESC = 1.7976931348623157e308, -1.7976931348623157e308
 _COMPARE = {"lt": "<", "le": "<=", "gt": ">", "ge": ">="}
+FIRST = "first"
 NOTHING = "0"  # a condition no row meets: a page, count or id query with it is not run at all
 _MATCH_CLASSES = {cls.__name__: cls for cls in (TokenMatch, ReferenceMatch, RangeMatch)}
 
@@ -178,20 +186,29 @@ class SqlRenderer:
             selects.append(f"SELECT rid FROM idx WHERE {pid} AND {self._atom(f.param.kind, atom, args)}")
         return " UNION ALL ".join(selects)
 
-    def _filter(self, f: Filter, alias: str, args: list) -> str:
+    def _probe(self, f: ValueFilter, alias: str, args: list) -> str:
+        """The filter checked on one candidate: its index rows for the parameter, then the atoms."""
+        pid = self._pid_clause(f.param, "pid", args)
+        if pid is None or not f.atoms:
+            return "1" if f.negate else "0"
+        atoms = " OR ".join(f"({self._atom(f.param.kind, atom, args)})" for atom in f.atoms)
+        exists = f"EXISTS (SELECT 1 FROM idx INDEXED BY idx_rid_pid WHERE rid = {alias}.rid AND {pid} AND ({atoms}))"
+        return f"NOT {exists}" if f.negate else exists
+
+    def _filter(self, f: Filter, alias: str, args: list, drives: bool) -> str:
         if isinstance(f, IdFilter):
             args.extend(f.ids)
             return f"{alias}.id IN ({_marks(len(f.ids))})"
         if isinstance(f, ValueFilter):
+            if not drives:
+                return self._probe(f, alias, args)
             rids = self._value_rids(f, args)
-            if rids is None:
-                return "1" if f.negate else "0"
-            return f"{alias}.rid {'NOT IN' if f.negate else 'IN'} ({rids})"
+            return NOTHING if rids is None else f"{alias}.rid IN ({rids})"
         if isinstance(f, PresenceFilter):
             pid = self._pid_clause(f.param, "pid", args)
             if pid is None:
                 return "0" if f.present else "1"
-            exists = f"EXISTS (SELECT 1 FROM idx WHERE rid = {alias}.rid AND {pid})"
+            exists = f"EXISTS (SELECT 1 FROM idx INDEXED BY idx_rid_pid WHERE rid = {alias}.rid AND {pid})"
             return exists if f.present else f"NOT {exists}"
         if isinstance(f, ChainFilter):
             return self._chain(f, alias, args)
@@ -217,21 +234,108 @@ class SqlRenderer:
             return "0"
         where = self.where((f.source_type,), f.inner, s, args)
         return (
-            f"{alias}.rid IN (SELECT {t}.rid FROM resources {s} CROSS JOIN idx {i} ON {i}.rid = {s}.rid "
+            f"{alias}.rid IN (SELECT {t}.rid FROM resources {s} CROSS JOIN idx {i} INDEXED BY idx_rid_pid ON {i}.rid = {s}.rid "
             f"AND {pid} CROSS JOIN resources {t} ON {t}.type = {i}.s2 AND {t}.id = {i}.s1 WHERE {where})"
         )
 
     def where(
-        self, types: tuple[str, ...] | None, filters: tuple[Filter, ...], alias: str, args: list
+        self,
+        types: tuple[str, ...] | None,
+        filters: tuple[Filter, ...],
+        alias: str,
+        args: list,
+        driver: Driver | str = FIRST,
     ) -> str:
-        parts = [f"{alias}.deleted = 0"]
+        """`driver` is the filter whose matches a query starts from (listed through the index), or two
+        value filters whose lists are intersected; the other value filters are probed per candidate.
+        FIRST: the first filter that can drive; None: none (the type is walked)."""
+        if driver == FIRST:
+            driver = first_driver(filters)
+        # Starting from a list of row ids, `+` keeps SQLite from walking the type's index instead.
+        listed = isinstance(driver, tuple) or (
+            driver is not None and isinstance(filters[driver], ValueFilter)
+        )
+        column = f"+{alias}" if listed else alias
+        parts = [f"{column}.deleted = 0"]
         if types:
             args.extend(types)
             parts.append(
-                f"{alias}.type = ?" if len(types) == 1 else f"{alias}.type IN ({_marks(len(types))})"
+                f"{column}.type = ?" if len(types) == 1 else f"{column}.type IN ({_marks(len(types))})"
             )
-        parts += [self._filter(f, alias, args) for f in filters]
+        intersected = driver[1:] if isinstance(driver, tuple) and driver[0] == INTERSECT else ()
+        if isinstance(driver, tuple):
+            parts.append(self._pair_rows(driver, filters, alias, args))
+        for n, f in enumerate(filters):
+            if n not in intersected:
+                parts.append(self._filter(f, alias, args, n == driver))
         return NOTHING if NOTHING in parts else " AND ".join(parts)
+
+    def _pair_rows(self, driver: tuple, filters: tuple[Filter, ...], alias: str, args: list) -> str:
+        how, a, b = driver
+        rows = (
+            self.range_rows(filters[a], filters[b], args)
+            if how == RANGE
+            else self._intersection(filters[a], filters[b], args)
+        )
+        return NOTHING if rows is None else f"{alias}.rid IN ({rows})"
+
+    def _intersection(self, a: ValueFilter, b: ValueFilter, args: list) -> str | None:
+        lists = [self._value_rids(f, args) for f in (a, b)]
+        if any(rids is None for rids in lists):
+            return None
+        return " INTERSECT ".join(f"SELECT rid FROM ({rids})" for rids in lists)
+
+    def range_rows(self, a: ValueFilter, b: ValueFilter, args: list) -> str | None:
+        """Candidates for two filters on one date or number parameter (e.g. `ge..&lt..`): resources with
+        one value meeting both, found by a narrow scan of the lower bounds (a value's `hi` is at most the
+        parameter's widest value above its `lo`), and every resource with several values; the filters
+        themselves are still checked on each candidate."""
+        pid_args: list = []
+        pid = self._pid_clause(a.param, "pid", pid_args)
+        if pid is None:
+            return None
+        kind, selects = a.param.kind, []
+        for x in a.atoms:
+            for y in b.atoms:
+                args.extend(pid_args)
+                conds = [self._cond(kind, c, args) for c in (*x, *y)]
+                conds += self._lower_bounds(kind, (*x, *y), pid, pid_args, args)
+                selects.append(f"SELECT rid FROM idx WHERE {pid} AND {' AND '.join(conds)}")
+        args.extend(pid_args)
+        args.append(MULTI)
+        selects.append(f"SELECT rid FROM idx WHERE {pid} AND {FIELDS[kind]['multi']} = ?")
+        return " UNION ALL ".join(selects)
+
+    @staticmethod
+    def _lower_bounds(kind: str, conds: tuple[Cond, ...], pid: str, pid_args: list, args: list) -> list[str]:
+        """`hi > x` implies `lo > x - widest`: a bound the lower-bound index can range over."""
+        if kind != "date":
+            return []
+        bounds = []
+        for cond in conds:
+            if cond.field == "hi" and cond.op in ("gt", "ge"):
+                args.append(cond.value)
+                args.extend(pid_args)
+                widest = f"(SELECT max(n3) FROM idx WHERE {pid} AND n3 IS NOT NULL)"
+                bounds.append(f"n1 {_COMPARE[cond.op]} ? - {widest}")
+        return bounds
+
+    def range_estimate(self, a: ValueFilter, b: ValueFilter, cap: int) -> tuple[str, list] | None:
+        args: list = []
+        rows = self.range_rows(a, b, args)
+        return (
+            None
+            if rows is None
+            else (f"SELECT count(*) FROM (SELECT 1 FROM ({rows}) LIMIT {int(cap)})", args)
+        )
+
+    def estimate(self, f: ValueFilter, cap: int) -> tuple[str, list] | None:
+        """How many index rows match the filter, counted up to `cap` (None: none can)."""
+        args: list = []
+        rids = self._value_rids(f, args)
+        if rids is None:
+            return None
+        return f"SELECT count(*) FROM (SELECT 1 FROM ({rids}) LIMIT {int(cap)})", args
 
     # sort keys and keyset
 
@@ -265,7 +369,7 @@ class SqlRenderer:
         args.append(last)
         args.extend(pid_args)
         aggregate = "max" if spec.descending else "min"
-        return f"(SELECT coalesce({aggregate}({column}), ?) FROM idx WHERE rid = r.rid AND {pid})"
+        return f"(SELECT coalesce({aggregate}({column}), ?) FROM idx INDEXED BY idx_rid_pid WHERE rid = r.rid AND {pid})"
 
     @staticmethod
     def _order(plan: SearchPlan) -> list[tuple[str, bool]]:
@@ -277,36 +381,42 @@ class SqlRenderer:
             keys = [(column, not descending) for column, descending in keys]
         return keys
 
-    def page(self, plan: SearchPlan) -> tuple[str, list] | None:
+    def page(self, plan: SearchPlan, driver: Driver | str = FIRST) -> tuple[str, list] | None:
         args: list = []
-        filtered = any(_selects(f) for f in plan.filters)
+        if driver == FIRST:
+            driver = first_driver(plan.filters)
+        filtered = driver is not None or any(isinstance(f, ChainFilter | HasFilter) for f in plan.filters)
         keys = "".join(
             f", {self._sort_expr(spec, args, filtered)} AS k{n}" for n, spec in enumerate(plan.sort)
         )
-        where = self.where(plan.types, plan.filters, "r", args)
+        where = self.where(plan.types, plan.filters, "r", args, driver)
         if where == NOTHING:
             return None
-        sql = (
-            "SELECT rid, type, id, version, last_updated, body"
-            + "".join(f", k{n}" for n in range(len(plan.sort)))
-            + " FROM (SELECT r.rid AS rid, r.type AS type, r.id AS id, r.version AS version, "
-            + f"r.last_updated AS last_updated, r.body AS body{keys} FROM resources r WHERE {where})"
-        )
+        # The rows are chosen and ordered on their keys alone; only the page's rows bring their bodies.
+        key_columns = "".join(f", k{n}" for n in range(len(plan.sort)))
+        chosen = f"SELECT rid{key_columns} FROM (SELECT r.rid AS rid{keys} FROM resources r WHERE {where})"
         order = self._order(plan)
         if plan.keyset is not None:
-            sql += " WHERE " + _keyset_clause(order, plan.keyset.values, args)
-        sql += " ORDER BY " + ", ".join(f"{c} {'DESC' if d else 'ASC'}" for c, d in order) + " LIMIT ?"
+            chosen += " WHERE " + _keyset_clause(order, plan.keyset.values, args)
+        ordering = ", ".join(f"{c} {'DESC' if d else 'ASC'}" for c, d in order)
+        chosen += f" ORDER BY {ordering} LIMIT ?"
         args.append(plan.limit + 1)
+        outer_keys = "".join(f", p.k{n}" for n in range(len(plan.sort)))
+        outer_order = ", ".join(f"p.{c} {'DESC' if d else 'ASC'}" for c, d in order)
+        sql = (
+            f"SELECT r.rid, r.type, r.id, r.version, r.last_updated, r.body{outer_keys} FROM ({chosen}) p "
+            f"CROSS JOIN resources r ON r.rid = p.rid ORDER BY {outer_order}"
+        )
         return sql, args
 
-    def count(self, plan: SearchPlan) -> tuple[str, list] | None:
+    def count(self, plan: SearchPlan, driver: Driver | str = FIRST) -> tuple[str, list] | None:
         args: list = []
-        where = self.where(plan.types, plan.filters, "r", args)
+        where = self.where(plan.types, plan.filters, "r", args, driver)
         return None if where == NOTHING else (f"SELECT count(*) FROM resources r WHERE {where}", args)
 
-    def ids(self, plan: SearchPlan, limit: int) -> tuple[str, list] | None:
+    def ids(self, plan: SearchPlan, limit: int, driver: Driver | str = FIRST) -> tuple[str, list] | None:
         args: list = []
-        where = self.where(plan.types, plan.filters, "r", args)
+        where = self.where(plan.types, plan.filters, "r", args, driver)
         if where == NOTHING:
             return None
         args.append(limit)
@@ -326,7 +436,8 @@ class SqlRenderer:
             return None
         args: list = [row[0] for row in frontier] + pids
         sql = (
-            "SELECT t.rid, t.type, t.id, t.version, t.last_updated, t.body FROM idx i CROSS JOIN resources t "
+            "SELECT t.rid, t.type, t.id, t.version, t.last_updated, t.body FROM idx i INDEXED BY idx_rid_pid "
+            "CROSS JOIN resources t "
             f"ON t.type = i.s2 AND t.id = i.s1 WHERE i.rid IN ({_marks(len(frontier))}) "
             f"AND i.pid IN ({_marks(len(pids))}) AND t.deleted = 0"
         )
@@ -361,11 +472,17 @@ class SqlRenderer:
         return " UNION ".join(selects) + " LIMIT ?", args
 
 
-def _selects(f: Filter) -> bool:
-    """Whether the filter names its matches through an index (a query can start from it)."""
+def can_drive(f: Filter) -> bool:
+    """Whether a query can start from the filter's matches, listed through an index."""
     if isinstance(f, ValueFilter):
         return not f.negate and bool(f.atoms)
-    return isinstance(f, IdFilter | ChainFilter | HasFilter)
+    return isinstance(f, IdFilter)
+
+
+def first_driver(filters: tuple[Filter, ...]) -> int | None:
+    """An `_id` filter, else the first value filter that can drive."""
+    ids = [n for n, f in enumerate(filters) if isinstance(f, IdFilter)]
+    return ids[0] if ids else next((n for n, f in enumerate(filters) if can_drive(f)), None)
 
 
 def _keyset_clause(keys: list[tuple[str, bool]], values: tuple, args: list) -> str:

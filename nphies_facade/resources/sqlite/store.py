@@ -20,7 +20,7 @@ from ..store import (
     VersionConflict,
 )
 from .connection import WriteLock, begin, commit, rollback, run_on_connection
-from .index_rows import row_for
+from .index_rows import rows_for
 from .ledger import SqliteLedger
 from .schema import PRAGMAS, SCHEMA
 from .search_exec import TypeWatch, latest_position, replace_index, resolve_pids, run_ids, run_search, scan
@@ -137,10 +137,7 @@ def _store_index(
     rows = []
     for code, values in index.items():
         pid = params.ensure_sync(db, v.resource_type, code)
-        for value in values:
-            row = row_for(value)
-            if row is not None:
-                rows.append((rid, pid, *row))
+        rows += [(rid, pid, *row) for row in rows_for(values)]
     if rows:
         db.executemany("INSERT INTO idx VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
@@ -210,6 +207,15 @@ class SqliteTransaction(StoreTransaction):
         return await _find_ids(self._conn, self._params, resource_type, criteria)
 
 
+def _create_schema(db: sqlite3.Connection, lock: WriteLock) -> None:
+    """Under the write lock, so server processes starting together on a new file do not collide."""
+    lock.acquire()
+    try:
+        db.executescript(SCHEMA)
+    finally:
+        lock.release()
+
+
 class SqliteStore(Store):
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -227,7 +233,7 @@ class SqliteStore(Store):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file_lock = WriteLock(self.path.with_name(self.path.name + ".write-lock"))
         self._writer = await _connect(self.path)
-        await self._writer.executescript(SCHEMA)
+        await run_on_connection(self._writer, _create_schema, self._file_lock)
         await self._params.load(self._writer)
         self._readers = [await _connect(self.path) for _ in range(READERS)]
 

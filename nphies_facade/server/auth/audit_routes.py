@@ -88,6 +88,7 @@ async def search_audit(request: Request) -> Response:
     service, ctx = _service(request), _context(request)
     await service.authorize(ctx, Interaction.SEARCH, AUDIT_TYPE)
     query = _query(request, service, ctx)
+    await service.audit.drain()
     rows = await service.store.security().audit_query(query)
     base = base_url(request)
     last = rows[-1].seq if rows and len(rows) == query.count else None
@@ -115,6 +116,7 @@ async def read_audit(request: Request, event_id: str) -> Response:
     service, ctx = _service(request), _context(request)
     await service.authorize(ctx, Interaction.READ, AUDIT_TYPE)
     known = event_id.isdigit() and len(event_id) <= 18
+    await service.audit.drain()
     row = await service.store.security().audit_row(int(event_id)) if known else None
     if row is None:
         raise not_found(f"{AUDIT_TYPE}/{event_id} is not known")

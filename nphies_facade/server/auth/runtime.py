@@ -9,6 +9,7 @@ import secrets
 import httpx
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Send
 
 from ...resources import consent
 from ...resources.audit import Auditor
@@ -29,7 +30,6 @@ from .keys import ServerKey
 from .middleware import (
     OPEN_PATHS,
     UNLIMITED_PATHS,
-    CallNext,
     Unauthenticated,
     bearer_token,
     http_failure_entry,
@@ -151,20 +151,38 @@ class SecurityRuntime:
             raise Unauthenticated("invalid_token", str(exc)) from None
         return context_from_claims(claims, trace_id)
 
-    async def handle(self, request: Request, call_next: CallNext, trace_id: str) -> Response:
+    async def handle(
+        self, request: Request, app: ASGIApp, receive: Receive, send: Send, trace_id: str
+    ) -> None:
+        """Authenticates, rate-limits and runs `app` as the caller; adds security headers to the answer."""
         try:
             ctx = await self.authenticate(request, trace_id)
         except Unauthenticated as refused:
             ctx = RequestContext(actor="anonymous", trace_id=trace_id)
-            response = self._limited(request, ctx) or refused.response()
+            refusal = self._limited(request, ctx) or refused.response()
         else:
-            response = self._limited(request, ctx) or await self._dispatch(request, call_next, ctx)
+            refusal = self._limited(request, ctx)
         https = self.settings.public_base_url.startswith("https")
-        response.headers.update(security_headers(request.url.path, https))
-        if response.status_code >= 400 and response.status_code not in UNAUDITED_STATUSES:
-            if request.url.path != TOKEN_PATH:
-                await self.auditor.record_failure(ctx, http_failure_entry(request, response.status_code))
-        return response
+        extra = [
+            (k.lower().encode(), v.encode()) for k, v in security_headers(request.url.path, https).items()
+        ]
+        replaced = {name for name, _ in extra}
+        status = 0
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                kept = [(k, v) for k, v in message.get("headers", ()) if k.lower() not in replaced]
+                message["headers"] = [*kept, *extra]
+            await send(message)
+
+        if refusal is not None:
+            await refusal(request.scope, receive, send_with_headers)
+        else:
+            await self._dispatch(request, app, receive, send_with_headers, ctx)
+        if status >= 400 and status not in UNAUDITED_STATUSES and request.url.path != TOKEN_PATH:
+            await self.auditor.record_failure(ctx, http_failure_entry(request, status))
 
     def _limited(self, request: Request, ctx: RequestContext) -> Response | None:
         """A 429 when the client (or, before authentication, the address) is over its rate."""
@@ -173,10 +191,12 @@ class SecurityRuntime:
         retry_after = self.rate_limiter.take(rate_key(request, ctx))
         return too_many_requests(retry_after) if retry_after is not None else None
 
-    async def _dispatch(self, request: Request, call_next: CallNext, ctx: RequestContext) -> Response:
+    async def _dispatch(
+        self, request: Request, app: ASGIApp, receive: Receive, send: Send, ctx: RequestContext
+    ) -> None:
         request.state.context = ctx
         token = current_context.set(ctx)
         try:
-            return await call_next(request)
+            await app(request.scope, receive, send)
         finally:
             current_context.reset(token)

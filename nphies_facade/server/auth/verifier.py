@@ -111,6 +111,9 @@ async def verify_signed(
     return claims
 
 
+VERIFIED_CACHE_SIZE = 10_000
+
+
 class TokenVerifier:
     """Access tokens from any trusted issuer (the built-in one and/or an external one)."""
 
@@ -127,8 +130,22 @@ class TokenVerifier:
         self.algorithms = frozenset(algorithms)
         self.leeway = leeway
         self.clock = clock
+        self._verified: dict[str, dict] = {}
 
     async def verify(self, token: str) -> dict:
+        """The token's claims; a token verified before is answered from memory until it expires."""
+        now = self.clock().timestamp()
+        claims = self._verified.get(token)
+        if claims is not None:
+            check_times(claims, now, self.leeway)
+            return claims
+        claims = await self._verify_signature(token, now)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.clear()
+        self._verified[token] = claims
+        return claims
+
+    async def _verify_signature(self, token: str, now: float) -> dict:
         issuer = unverified_claims(token).get("iss")
         keys = self.issuers.get(issuer) if isinstance(issuer, str) else None
         if keys is None:
@@ -139,6 +156,6 @@ class TokenVerifier:
             self.algorithms,
             audience=self.audience,
             issuer=issuer,
-            now=self.clock().timestamp(),
+            now=now,
             leeway=self.leeway,
         )
