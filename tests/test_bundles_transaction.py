@@ -412,7 +412,7 @@ async def test_bad_transactions_are_400_naming_the_entry(client):
             "transaction", {"resource": patient(), "request": {"method": "POST", "url": "Patient/1"}}
         ),
         "url on another server": bundle("transaction", request("GET", "http://elsewhere.example/Patient/1")),
-        "search": bundle("transaction", request("GET", "Patient?name=x")),
+        "malformed search": bundle("transaction", request("GET", "Patient?birthdate=not-a-date")),
     }
     await client.put("/Patient/d1", json=patient(id="d1"))
     for name, body in cases.items():

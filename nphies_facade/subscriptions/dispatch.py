@@ -27,6 +27,7 @@ class Dispatcher:
         self._hub = hub
         self._queue = queue
         self._status = status
+        self._queue_down = False
 
     async def __call__(self, batch: RelayBatch) -> None:
         for spec in batch.requested:
@@ -54,6 +55,11 @@ class Dispatcher:
         try:
             await self._queue.enqueue(job_ids, recover=recover)
         except QueueUnavailable as exc:
-            log.warning("job queue unavailable (%s); %d jobs wait in the store", exc, len(job_ids))
+            if not self._queue_down:
+                log.warning("job queue unavailable (%s); jobs wait in the store until it is back", exc)
+            self._queue_down = True
             return False
+        if self._queue_down:
+            log.warning("job queue available again")
+            self._queue_down = False
         return True

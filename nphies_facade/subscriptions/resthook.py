@@ -38,6 +38,7 @@ from .status import StatusWriter
 log = logging.getLogger("nphies_facade.subscriptions")
 
 BATCH = 100
+MAX_FRESH = 1000
 IDLE_SECONDS = 60.0
 
 SpecLookup = Callable[[str], SubscriptionSpec | None]
@@ -148,7 +149,13 @@ class SubscriptionDelivery:
         self._sender: RestHookSender
 
     def offer(self, item: Item) -> None:
-        self._fresh.append(item)
+        """Keeps the event for a direct delivery while caught up; otherwise the ledger read that is
+        due anyway will find it (so a long outage does not pile events up in memory)."""
+        if not self._read_ledger:
+            self._fresh.append(item)
+            if len(self._fresh) > MAX_FRESH:
+                self._fresh.clear()
+                self._read_ledger = True
         self.wakeup.set()
 
     def nudge(self) -> None:
