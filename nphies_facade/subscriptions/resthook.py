@@ -177,14 +177,14 @@ class SubscriptionDelivery:
                 return
             if not await self._ready(spec):
                 continue
-            batch = await self._next_batch(spec)
-            if not batch:
-                if not await self._sleep(IDLE_SECONDS):
-                    return
-                continue
-            delay = await self._deliver(spec, batch)
+            batch, horizon = await self._next_batch(spec)
+            delay = await self._deliver(spec, batch) if batch else None
             if delay is not None:
                 await self._sleep(delay)
+                continue
+            self._handled = max(self._handled, horizon)
+            if not batch and not await self._sleep(IDLE_SECONDS):
+                return
 
     def _spec(self) -> SubscriptionSpec | None:
         spec = self._c.lookup(self.subscription_id)
@@ -234,20 +234,25 @@ class SubscriptionDelivery:
         self._handshake_at = now + delay
         return delay
 
-    async def _next_batch(self, spec: SubscriptionSpec) -> list[Item]:
+    async def _next_batch(self, spec: SubscriptionSpec) -> tuple[list[Item], int]:
+        """The next events to deliver, and the event number up to which every event is handled once
+        they are: fresh offers while caught up, else the ledger's pending events."""
         fresh = [item for item in self._fresh if item[0].number > self._handled]
         self._fresh = []
-        if not self._read_ledger:
-            if not fresh or fresh[0][0].number == self._handled + 1:
-                return fresh
+        if not self._read_ledger and (not fresh or fresh[0][0].number == self._handled + 1):
+            return fresh, fresh[-1][0].number if fresh else self._handled
         self._read_ledger = False
         await self._c.recorder.flush()
+        state = await self._c.ledger.subscription_state(self.subscription_id)
         pending = await self._c.ledger.pending_events(self.subscription_id, BATCH)
         self._read_ledger = len(pending) == BATCH
         bodies = await self._c.ledger.bodies(pending) if spec.channel.payload and pending else {}
-        last = pending[-1].number if pending else self._handled
-        self._fresh = [item for item in fresh if item[0].number > last]
-        return [(event, bodies.get(event.seq)) for event in pending]
+        last = max(pending[-1].number if pending else 0, state.events_total if state else 0)
+        # Offers that arrived during the reads are newer than what they returned, or duplicates.
+        later = {item[0].number: item for item in [*fresh, *self._fresh] if item[0].number > last}
+        self._fresh = [later[number] for number in sorted(later)]
+        horizon = self._handled if self._read_ledger else last
+        return [(event, bodies.get(event.seq)) for event in pending], horizon
 
     async def _deliver(self, spec: SubscriptionSpec, batch: list[Item]) -> float | None:
         """Delivers events in order until one fails or is not yet due; returns the delay to wait, if any."""

@@ -17,7 +17,6 @@ from nphies_facade.server.cli import main as cli
 
 from .conftest import patient
 
-
 BACKGROUND_ACTORS = frozenset({"operation:submit"})
 
 
