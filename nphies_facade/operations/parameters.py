@@ -69,4 +69,3 @@ def _real_date(value: str) -> bool:
     except ValueError:
         return False
     return True
-

@@ -76,6 +76,12 @@ def page_cursors(plan: SearchPlan, page: SearchPage) -> tuple[str | None, str | 
     )
 
 
+def _internal(ctx: RequestContext) -> bool:
+    """The server's own background work (RequestContext.system, no client): its searches (sweeps of due
+    Tasks every few seconds) are no client interaction and are not audited; every client's search is."""
+    return ctx.client_id is None and ctx.scopes == RequestContext.system().scopes
+
+
 def _unknown_parameters(exc: FhirError) -> bool:
     return exc.status == 400 and any(i.code == "not-supported" for i in exc.issues)
 
@@ -192,8 +198,9 @@ class Searching:
         matches = await self.service.permitted(ctx, Interaction.SEARCH, [m.version for m in page.matches])
         included = await self.service.permitted(ctx, Interaction.SEARCH, page.included)
         next_cursor, previous_cursor = page_cursors(plan, page)
-        single = query.resource_types[0] if len(query.resource_types) == 1 else None
-        await guard.listed(ctx, Interaction.SEARCH, single, None, len(matches), tx=tx)
+        if not _internal(ctx):
+            single = query.resource_types[0] if len(query.resource_types) == 1 else None
+            await guard.listed(ctx, Interaction.SEARCH, single, None, len(matches), tx=tx)
         return SearchResult(query, matches, included, page.total, next_cursor, previous_cursor)
 
     async def find_ids(
