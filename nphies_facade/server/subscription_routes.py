@@ -1,17 +1,17 @@
 """Subscription operations ($status, $events, $resend, Subscriptions R5 Backport IG for R4) and the R4
 websocket channel endpoint (`GET /websocket`: `bind {id}` -> `bound {id}`, then `ping {id}` per event)."""
 
-import logging
-
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..resources.access import Interaction
 from ..resources.clock import fhir_instant
 from ..resources.errors import FhirError, bad_request
-from ..resources.ledger import Ledger
+from ..resources.ledger import Ledger, SubscriptionEvent
 from ..resources.service import FhirService
+from ..resources.store import StoredVersion
 from ..resources.validation import parse_json
 from ..subscriptions.criteria import WEBSOCKET, read_channel
 from ..subscriptions.notifications import add_focus, notification_bundle, status_bundle, status_parameters
@@ -19,8 +19,6 @@ from ..subscriptions.runtime import SubscriptionRuntime
 from .negotiation import read_body
 from .responses import FhirResponse
 from .rest import base_url
-
-log = logging.getLogger("nphies_facade.server")
 
 router = APIRouter()
 
@@ -121,16 +119,35 @@ async def subscription_events(request: Request, subscription_id: str) -> Respons
     )
     bundle = notification_bundle(parameters, subscription_id, _now(request))
     if content == "full-resource":
-        bodies = await ledger.bodies(events)
-        for event in events:
-            add_focus(bundle, base_url(request), event, bodies.get(event.seq))
+        await _add_resources(request, bundle, events)
     return FhirResponse(bundle)
+
+
+async def _add_resources(request: Request, bundle: dict, events: list[SubscriptionEvent]) -> None:
+    """Each event's focus as that event wrote it, when the caller may read it."""
+    bodies = await _runtime(request).ledger.bodies(events)
+    versions = {
+        event.seq: StoredVersion(
+            event.resource_type, event.resource_id, event.version, event.at, "", bodies[event.seq]
+        )
+        for event in events
+        if bodies.get(event.seq) is not None
+    }
+    visible = await _service(request).permitted(
+        request.state.context, Interaction.READ, list(versions.values())
+    )
+    allowed = {(v.resource_type, v.id, v.version) for v in visible}
+    for event in events:
+        version = versions.get(event.seq)
+        if version is not None and (version.resource_type, version.id, version.version) in allowed:
+            add_focus(bundle, base_url(request), event, version.body)
 
 
 @router.post("/Subscription/{subscription_id}/$resend")
 async def subscription_resend(request: Request, subscription_id: str) -> Response:
     """Puts the Subscription's dead letters back in line, oldest first."""
-    await _subscription(request, subscription_id)
+    subscription = await _subscription(request, subscription_id)
+    await _service(request).authorize(request.state.context, Interaction.UPDATE, "Subscription", subscription)
     runtime = _runtime(request)
     resent = await runtime.ledger.resend(subscription_id, _service(request).clock().timestamp())
     runtime.poke()

@@ -28,6 +28,21 @@ class Leadership:
             log.warning("relay lease check failed: %s", type(exc).__name__)
             return False
 
+    async def _start(
+        self, on_gain: Callable[[], Awaitable[None]], on_loss: Callable[[], Awaitable[None]]
+    ) -> bool:
+        """Starts the leader's work; on failure undoes it and gives the lease up for another process."""
+        try:
+            await on_gain()
+        except Exception as exc:
+            log.error("%s could not start relaying: %s", self.holder, type(exc).__name__)
+            with contextlib.suppress(Exception):
+                await on_loss()
+            with contextlib.suppress(Exception):
+                await self._ledger.release_lease(LEASE, self.holder)
+            return False
+        return True
+
     async def run(
         self,
         stop: asyncio.Event,
@@ -41,7 +56,8 @@ class Leadership:
                 if held and not self.leading:
                     self.leading = True
                     log.info("%s leads the relay", self.holder)
-                    await on_gain()
+                    if not await self._start(on_gain, on_loss):
+                        self.leading = False
                 elif not held and self.leading:
                     self.leading = False
                     log.warning("%s lost the relay lease", self.holder)

@@ -72,6 +72,9 @@ class Relay:
         self.cursor = 0
         self._expiry_sent: set[str] = set()
         self.wakeup = asyncio.Event()
+        # Cleared while a backlog is being drained: deliveries wait, so the relay records it first.
+        self.caught_up = asyncio.Event()
+        self.caught_up.set()
 
     async def load(self) -> None:
         """Rebuilds the index from the Subscription versions the ledger says the relay matched with."""
@@ -94,6 +97,12 @@ class Relay:
         return due
 
     async def run(self, stop: asyncio.Event, poll_interval: float) -> None:
+        try:
+            await self._run(stop, poll_interval)
+        finally:
+            self.caught_up.set()
+
+    async def _run(self, stop: asyncio.Event, poll_interval: float) -> None:
         while not stop.is_set():
             try:
                 processed = await self.step()
@@ -101,10 +110,15 @@ class Relay:
                 log.warning("relay cursor moved elsewhere; reloading")
                 await self.load()
                 continue
-            except Exception as exc:  # a busy store, say: the batch was not recorded; try it again
+            except Exception as exc:  # a busy store, say: start again from what the ledger holds
                 log.warning("relay batch failed: %s", type(exc).__name__)
                 processed = 0
+                with contextlib.suppress(Exception):
+                    await self.load()
+            if processed == self._batch_size:
+                self.caught_up.clear()
             if processed < self._batch_size:
+                self.caught_up.set()
                 self.wakeup.clear()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(poll_interval):

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from ..resources.clock import Clock, fhir_instant
 from ..resources.ledger import (
@@ -55,8 +55,10 @@ class RestHookChannel:
         config: SubscriptionConfig,
         clock: Clock,
         actor: str,
+        gate: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self.ledger = ledger
+        self.gate = gate  # awaited before each round of deliveries (the relay's "caught up")
         self.lookup = lookup
         self.status = status
         self.config = config
@@ -177,6 +179,8 @@ class SubscriptionDelivery:
                 return
             if not await self._ready(spec):
                 continue
+            if self._c.gate is not None:
+                await self._c.gate()
             batch, horizon = await self._next_batch(spec)
             delay = await self._deliver(spec, batch) if batch else None
             if delay is not None:

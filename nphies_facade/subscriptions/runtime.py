@@ -83,7 +83,9 @@ class SubscriptionRuntime:
             else InProcessQueue(self.runner.run, config.job_concurrency)
         )
         self.hub = WebsocketHub(self.ledger, config.websocket_poll_interval) if websockets else None
-        self.resthook = RestHookChannel(self.ledger, self._live, self.status, config, clock, self.name)
+        self.resthook = RestHookChannel(
+            self.ledger, self._live, self.status, config, clock, self.name, gate=self._relay_caught_up
+        )
         self.dispatcher = Dispatcher(self.resthook, self.hub, self.queue, self.status)
         self.relay = Relay(
             service.store,
@@ -102,6 +104,7 @@ class SubscriptionRuntime:
         self._leader_stop = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._leader_tasks: list[asyncio.Task] = []
+        self._signal = None  # a CommitSignal in an API server that leaves relaying to workers
 
     async def start(self) -> None:
         import_workflow_modules(self.config.workflow_modules)
@@ -109,6 +112,11 @@ class SubscriptionRuntime:
         if self.hub is not None:
             self._tasks.append(asyncio.create_task(self.hub.run(self._stop)))
         if self.leadership is None:
+            if self.config.redis_url:
+                from .redis_signal import CommitSignal  # redis is needed with a Redis URL only
+
+                self._signal = CommitSignal(self.config.redis_url)
+                self.service.commit_hooks.append(self._signal_commit)
             return
         if self.queue is not None:
             await self.queue.start()
@@ -117,8 +125,12 @@ class SubscriptionRuntime:
         self._tasks.append(asyncio.create_task(self.leadership.run(self._stop, self._lead, self._follow)))
 
     async def stop(self) -> None:
-        if self._committed in self.service.commit_hooks:
-            self.service.commit_hooks.remove(self._committed)
+        for hook in (self._committed, self._signal_commit):
+            if hook in self.service.commit_hooks:
+                self.service.commit_hooks.remove(hook)
+        if self._signal is not None:
+            await self._signal.close()
+            self._signal = None
         self._stop.set()
         for task in self._tasks:
             with contextlib.suppress(Exception):
@@ -132,6 +144,9 @@ class SubscriptionRuntime:
         self.reconciler.wakeup.set()
         self.relay.wakeup.set()
 
+    async def _relay_caught_up(self) -> None:
+        await self.relay.caught_up.wait()
+
     def _live(self, subscription_id: str) -> SubscriptionSpec | None:
         return self.relay.index.get(subscription_id)
 
@@ -142,6 +157,11 @@ class SubscriptionRuntime:
     async def _committed(self, ctx: RequestContext, stored: StoredVersion) -> None:
         """A write committed in this process: relay it now rather than at the next poll."""
         self.relay.wakeup.set()
+
+    async def _signal_commit(self, ctx: RequestContext, stored: StoredVersion) -> None:
+        """A write committed here while a worker relays: tell it through Redis."""
+        if self._signal is not None:
+            self._signal.committed()
 
     async def _lead(self) -> None:
         await self.relay.load()
@@ -154,6 +174,11 @@ class SubscriptionRuntime:
         follow = getattr(self.service.store, "follow_outbox", None)  # a store that can say "new event"
         if follow is not None:
             self._leader_tasks.append(asyncio.create_task(follow(self.relay.wakeup.set, self._leader_stop)))
+        if self.config.redis_url:
+            from .redis_signal import follow_commits
+
+            signal = follow_commits(self.config.redis_url, self.relay.wakeup.set, self._leader_stop)
+            self._leader_tasks.append(asyncio.create_task(signal))
 
     async def _follow(self) -> None:
         self._leader_stop.set()

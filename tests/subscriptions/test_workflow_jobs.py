@@ -3,9 +3,11 @@ matching change, retries with backoff, dead jobs and $resend, and a record of ev
 
 import asyncio
 
+import httpx
 import pytest
 
 from nphies_facade.resources.context import RequestContext
+from nphies_facade.server.app import create_app
 from nphies_facade.subscriptions.workflow import (
     WorkflowRegistry,
     install_subscriptions,
@@ -105,10 +107,6 @@ async def test_a_failing_job_is_retried_with_backoff_until_it_succeeds(api):
 
 
 async def test_a_job_that_keeps_failing_is_dead_sets_error_and_can_be_resent(sub_settings):
-    import httpx
-
-    from nphies_facade.server.app import create_app
-
     app = create_app(sub_settings.model_copy(update={"retry_window": 0.3}))
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(
@@ -147,3 +145,28 @@ async def test_install_needs_a_key_tag(sub_app):
     del subscription["meta"]
     with pytest.raises(ValueError):
         await install_subscriptions(sub_app.state.service, [subscription], RequestContext.system())
+
+
+async def test_a_job_that_runs_too_long_is_stopped_and_retried(sub_settings):
+    app = create_app(sub_settings.model_copy(update={"job_timeout": 0.3, "retry_initial": 0.2}))
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://fhir.test"
+        ) as api:
+            sub = await subscribe(api, workflow_subscription("test-sleepy", "Patient?gender=unknown"))
+            await api.post("/Patient", json={"resourceType": "Patient", "gender": "unknown"})
+
+            async def timed_out_twice() -> bool:
+                status = (await api.get(f"/Subscription/{sub}/$status")).json()
+                runs = [
+                    {p["name"]: p for p in a["part"]} for a in status_parameter(status, "delivery-attempt")
+                ]
+                return (
+                    sum(
+                        r["outcome"]["valueCode"] == "failed" and r["detail"]["valueString"] == "timed out"
+                        for r in runs
+                    )
+                    >= 2
+                )
+
+            await eventually(timed_out_twice, what="two timed-out runs")

@@ -51,3 +51,8 @@ async def slow(job: JobContext) -> None:
 async def slowish(job: JobContext) -> None:
     await asyncio.sleep(0.4)
     await record(job)
+
+
+@workflows.workflow("test-sleepy")
+async def sleepy(job: JobContext) -> None:
+    await asyncio.sleep(30)

@@ -262,13 +262,34 @@ class SqlRenderer:
             parts.append(
                 f"{column}.type = ?" if len(types) == 1 else f"{column}.type IN ({_marks(len(types))})"
             )
-        intersected = driver[1:] if isinstance(driver, tuple) and driver[0] == INTERSECT else ()
+        done: set[int] = set()
         if isinstance(driver, tuple):
             parts.append(self._pair_rows(driver, filters, alias, args))
+            done = set(driver[1:]) if driver[0] == INTERSECT else set()
+        elif listed:
+            parts.append(self._listed(filters, driver, alias, args))
+            done = {
+                n for n, f in enumerate(filters) if n == driver or isinstance(f, ValueFilter | PresenceFilter)
+            }
         for n, f in enumerate(filters):
-            if n not in intersected:
+            if n not in done:
                 parts.append(self._filter(f, alias, args, n == driver))
         return NOTHING if NOTHING in parts else " AND ".join(parts)
+
+    def _listed(self, filters: tuple[Filter, ...], driver: int, alias: str, args: list) -> str:
+        """The driver's rows, with the other value and :missing filters probed on them before any
+        resource row is read."""
+        rids = self._value_rids(filters[driver], args)
+        if rids is None:
+            return NOTHING
+        probes = [
+            self._filter(f, "d", args, False)
+            for n, f in enumerate(filters)
+            if n != driver and isinstance(f, ValueFilter | PresenceFilter)
+        ]
+        if not probes:
+            return f"{alias}.rid IN ({rids})"
+        return f"{alias}.rid IN (SELECT d.rid FROM ({rids}) d WHERE {' AND '.join(probes)})"
 
     def _pair_rows(self, driver: tuple, filters: tuple[Filter, ...], alias: str, args: list) -> str:
         how, a, b = driver
