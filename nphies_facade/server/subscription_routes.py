@@ -8,6 +8,7 @@ from starlette.responses import Response
 
 from ..resources.access import Interaction
 from ..resources.clock import fhir_instant
+from ..resources.context import RequestContext, new_trace_id
 from ..resources.errors import FhirError, bad_request
 from ..resources.ledger import Ledger, SubscriptionEvent
 from ..resources.service import FhirService
@@ -16,6 +17,8 @@ from ..resources.validation import parse_json
 from ..subscriptions.criteria import WEBSOCKET, read_channel
 from ..subscriptions.notifications import add_focus, notification_bundle, status_bundle, status_parameters
 from ..subscriptions.runtime import SubscriptionRuntime
+from .auth.middleware import Unauthenticated
+from .auth.runtime import SecurityRuntime
 from .negotiation import read_body
 from .responses import FhirResponse
 from .rest import base_url
@@ -164,34 +167,68 @@ async def subscription_resend(request: Request, subscription_id: str) -> Respons
 
 @router.websocket("/websocket")
 async def websocket_channel(websocket: WebSocket) -> None:
+    """Binding needs the caller's read access to the Subscription. Credentials come from the handshake's
+    Authorization header or, for browsers that cannot set one, a `token {access token}` message."""
     await websocket.accept()
     runtime: SubscriptionRuntime = websocket.app.state.subscriptions
     service: FhirService = websocket.app.state.service
+    security: SecurityRuntime = websocket.app.state.security
+    ctx: RequestContext | None = None
     try:
+        header = websocket.headers.get("authorization", "")
+        if header:
+            ctx = await _websocket_caller(websocket, security, header.removeprefix("Bearer ").strip())
+            if ctx is None:
+                return
+        elif not security.enabled:
+            ctx = await security.authenticate_token(None, new_trace_id())
         while True:
-            command, _, subscription_id = (await websocket.receive_text()).strip().partition(" ")
-            if command != "bind" or not subscription_id:
-                await websocket.send_text("error expected 'bind {subscription id}'")
+            command, _, argument = (await websocket.receive_text()).strip().partition(" ")
+            if command == "token" and argument:
+                ctx = await _websocket_caller(websocket, security, argument.strip())
+                if ctx is None:
+                    return
+                await websocket.send_text("authenticated")
                 continue
-            if not await _is_websocket_subscription(service, subscription_id):
-                await websocket.send_text(f"error {subscription_id} is not a live websocket Subscription")
+            if command != "bind" or not argument:
+                await websocket.send_text("error expected 'bind {subscription id}' or 'token {access token}'")
                 continue
-            runtime.hub.bind(subscription_id, websocket)
-            await websocket.send_text(f"bound {subscription_id}")
+            if ctx is None:
+                await websocket.send_text("error unauthenticated: send 'token {access token}' first")
+                continue
+            refusal = await _websocket_refusal(service, argument, ctx)
+            if refusal:
+                await websocket.send_text(f"error {refusal}")
+                continue
+            runtime.hub.bind(argument, websocket)
+            await websocket.send_text(f"bound {argument}")
     except WebSocketDisconnect:
         pass
     finally:
         runtime.hub.unbind(websocket)
 
 
-async def _is_websocket_subscription(service: FhirService, subscription_id: str) -> bool:
+async def _websocket_caller(websocket: WebSocket, security: SecurityRuntime, token: str) -> RequestContext | None:
+    """The token's caller; an unusable token ends the connection (close code 1008, policy violation)."""
     try:
-        stored = await service.read("Subscription", subscription_id)
-        subscription = orjson.loads(stored.body)
-        return read_channel(subscription).type == WEBSOCKET and subscription.get("status") in (
-            "requested",
-            "active",
-            "error",
-        )
-    except FhirError:
-        return False
+        return await security.authenticate_token(token, new_trace_id())
+    except Unauthenticated as refused:
+        await websocket.send_text(f"error unauthenticated: {refused.description}")
+        await websocket.close(code=1008)
+        return None
+
+
+async def _websocket_refusal(service: FhirService, subscription_id: str, ctx: RequestContext) -> str | None:
+    try:
+        stored = await service.read("Subscription", subscription_id, ctx=ctx)
+    except FhirError as exc:
+        if exc.status == 403:
+            return f"{subscription_id} may not be read by this client"
+        return f"{subscription_id} is not a live websocket Subscription"
+    subscription = orjson.loads(stored.body)
+    live = read_channel(subscription).type == WEBSOCKET and subscription.get("status") in (
+        "requested",
+        "active",
+        "error",
+    )
+    return None if live else f"{subscription_id} is not a live websocket Subscription"

@@ -151,6 +151,18 @@ class SecurityRuntime:
             raise Unauthenticated("invalid_token", str(exc)) from None
         return context_from_claims(claims, trace_id)
 
+    async def authenticate_token(self, token: str | None, trace_id: str) -> RequestContext:
+        """The caller of a bearer token, for channels outside HTTP requests (the websocket)."""
+        if not self.enabled:
+            return off_context(trace_id)
+        if not token:
+            raise Unauthenticated(None, "This server needs a bearer access token (SMART on FHIR)")
+        try:
+            claims = await self.verifier.verify(token)
+        except InvalidToken as exc:
+            raise Unauthenticated("invalid_token", str(exc)) from None
+        return context_from_claims(claims, trace_id)
+
     async def handle(
         self, request: Request, app: ASGIApp, receive: Receive, send: Send, trace_id: str
     ) -> None:
