@@ -10,6 +10,7 @@ from ..resources.context import RequestContext
 from ..resources.errors import error
 from ..resources.service import FhirService, resource_json
 from ..resources.store import StoredVersion
+from ..subscriptions.queue import JobQueue
 from .cancel import Cancelled, CancelOperation
 from .config import OperationsConfig
 from .eligibility import EligibilityAnswer, EligibilityOperation
@@ -32,20 +33,27 @@ class NphiesOperations:
         config: OperationsConfig,
         clock: Clock = system_clock,
         redis_url: str | None = None,
+        *,
+        runs_steps: bool = True,
     ) -> None:
+        """With `redis_url`, $submit steps are jobs on the arq queue: `runs_steps` False (API servers)
+        only enqueues them; True (the worker) also sweeps, and its arq consumer calls `run_step_job`."""
         self.service = service
         self.gateway = gateway
         self.config = config
         self.cache = _cache(service, config, clock, redis_url)
         self.provider = ProviderOrganization(service, config.provider)
         self.steps = SubmitSteps(service, gateway, config, clock)
-        self.scheduler = StepScheduler(service, self.steps, config)
+        self.scheduler = StepScheduler(service, self.steps, config, _step_queue(redis_url), sweeps=runs_steps)
         self._eligibility = EligibilityOperation(service, gateway, config, self.cache, self.provider, clock)
         self._submit = SubmitOperation(service, config, self.scheduler.schedule, clock)
         self._cancel = CancelOperation(service, gateway, config, clock)
 
     async def start(self) -> None:
         await self.scheduler.start()
+
+    async def run_step_job(self, job_id: str) -> float | None:
+        return await self.scheduler.run_job(job_id)
 
     async def stop(self) -> None:
         await self.scheduler.stop()
@@ -105,3 +113,11 @@ def _cache(
     if redis_url:
         return RedisEligibilityCache(service, config.eligibility_ttl, clock, redis_url)
     return StoreEligibilityCache(service, config.eligibility_ttl, clock)
+
+
+def _step_queue(redis_url: str | None) -> JobQueue | None:
+    if not redis_url:
+        return None
+    from ..subscriptions.arq_queue import ArqQueue  # arq is needed with a Redis URL only
+
+    return ArqQueue(redis_url)

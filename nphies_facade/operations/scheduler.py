@@ -5,6 +5,9 @@ Task (the store is the truth), so a job only carries the id: a duplicate enqueue
 the seconds until its Task's next step and the queue runs it again then. The sweep at start-up enqueues
 every open submit Task (a restart resumes each schedule); later sweeps, every `sweep_interval`, enqueue
 the open Tasks whose step is overdue, so a Task whose job was lost is re-driven.
+
+With Redis the jobs go to the arq queue instead: API servers only enqueue, and `nphies-facade worker`
+runs them (its job router sends `nphies:` jobs to `run_job`) and sweeps.
 """
 
 import asyncio
@@ -15,7 +18,7 @@ from ..resources.context import RequestContext
 from ..resources.searching import SearchOptions
 from ..resources.service import FhirService, resource_json
 from ..resources.store import StoredVersion
-from ..subscriptions.queue import InProcessQueue
+from ..subscriptions.queue import InProcessQueue, JobQueue
 from .codes import OPERATION_CODES, SUBMIT
 from .config import OperationsConfig
 from .steps import SubmitSteps
@@ -23,7 +26,8 @@ from .tasks import step_of
 
 log = logging.getLogger("nphies_facade.operations")
 
-JOB_PREFIX = "nphies:"
+STEP_JOB_KIND = "nphies"
+JOB_PREFIX = f"{STEP_JOB_KIND}:"
 OPEN_STATUSES = "requested,received,accepted,ready,in-progress,on-hold"
 SWEEP_PAGE = 500
 
@@ -33,18 +37,30 @@ def job_id(task_id: str) -> str:
 
 
 class StepScheduler:
-    def __init__(self, service: FhirService, steps: SubmitSteps, config: OperationsConfig) -> None:
+    def __init__(
+        self,
+        service: FhirService,
+        steps: SubmitSteps,
+        config: OperationsConfig,
+        queue: JobQueue | None = None,
+        *,
+        sweeps: bool = True,
+    ) -> None:
+        """`queue`: a shared queue whose consumer calls `run_job` (arq); by default an in-process one.
+        `sweeps`: whether this process re-drives open Tasks (not in API servers that leave jobs to workers)."""
         self.service = service
         self.steps = steps
         self.config = config
-        self.queue = InProcessQueue(self._run, config.step_concurrency)
+        self.queue = queue or InProcessQueue(self.run_job, config.step_concurrency)
+        self._sweeps = sweeps
         self._stop = asyncio.Event()
         self._sweeper: asyncio.Task | None = None
 
     async def start(self) -> None:
         self._stop.clear()
         await self.queue.start()
-        self._sweeper = asyncio.create_task(self._sweep_periodically())
+        if self._sweeps:
+            self._sweeper = asyncio.create_task(self._sweep_periodically())
 
     async def stop(self) -> None:
         self._stop.set()
@@ -58,7 +74,8 @@ class StepScheduler:
         """Runs the Task's step now (or, if not due yet, when it is due)."""
         await self.queue.enqueue([job_id(task_id)])
 
-    async def _run(self, job: str) -> float | None:
+    async def run_job(self, job: str) -> float | None:
+        """Advances the job's Task; returns the seconds until its next step, or None when it has ended."""
         return await self.steps.advance(job.removeprefix(JOB_PREFIX))
 
     async def sweep(self, everything: bool = False) -> int:

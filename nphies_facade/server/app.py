@@ -62,7 +62,9 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
         )
         app.state.subscriptions = subscriptions
         await subscriptions.start()
-        app.state.nphies = nphies_wiring.nphies_operations(settings, app.state.service, clock, simulator)
+        app.state.nphies = nphies_wiring.nphies_operations(
+            settings, app.state.service, clock, simulator, runs_steps=settings.redis_url is None
+        )
         await app.state.nphies.start()
         nphies_wiring.log_target(settings)
         try:

@@ -106,7 +106,10 @@ def nphies_operations(
     service: FhirService,
     clock: Clock,
     simulator: ASGIApp | None,
+    *,
+    runs_steps: bool = True,
 ) -> NphiesOperations:
+    """`runs_steps`: whether this process runs and sweeps $submit steps (with Redis, only the worker)."""
     config = operations_config(settings)
     client = None
     if simulator is not None:
@@ -115,7 +118,7 @@ def nphies_operations(
             transport=transport, headers={"Content-Type": FHIR_JSON, "Accept": FHIR_JSON}
         )
     gateway = NphiesGateway(config.gateway, client)
-    return NphiesOperations(service, gateway, config, clock, settings.redis_url)
+    return NphiesOperations(service, gateway, config, clock, settings.redis_url, runs_steps=runs_steps)
 
 
 def log_target(settings: Settings) -> None:

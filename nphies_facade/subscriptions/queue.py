@@ -31,6 +31,22 @@ class JobQueue(ABC):
         """Queues jobs to run now; `recover` also releases what the queue holds for a runner that died."""
 
 
+class JobRouter:
+    """Runs a job by its kind, the part of its id before the first ':' (`wf:` subscription jobs,
+    `nphies:` submit steps ...), so one queue and one arq function serve every kind of job."""
+
+    def __init__(self, default: RunJob) -> None:
+        self._default = default
+        self._kinds: dict[str, RunJob] = {}
+
+    def add(self, kind: str, run: RunJob) -> None:
+        self._kinds[kind] = run
+
+    async def run(self, job_id: str) -> float | None:
+        kind, _, _ = job_id.partition(":")
+        return await self._kinds.get(kind, self._default)(job_id)
+
+
 class InProcessQueue(JobQueue):
     """Runs jobs in this process with `concurrency` runners; retries are scheduled with the loop's timer."""
 

@@ -23,7 +23,7 @@ from .criteria import CriteriaParser, SubscriptionSpec
 from .dispatch import Dispatcher
 from .jobs import JobRunner
 from .lease import Leadership
-from .queue import InProcessQueue, JobQueue
+from .queue import InProcessQueue, JobQueue, JobRouter
 from .reconciler import Reconciler
 from .relay import Relay
 from .resthook import RestHookChannel
@@ -77,10 +77,11 @@ class SubscriptionRuntime:
         self.parser = install_write_hook(service)
         self.status = StatusWriter(service)
         self.runner = JobRunner(self.ledger, service, registry, self.status, config, clock, self.name)
+        self.jobs = JobRouter(self.runner.run)
         self.queue = (
             queue
             if queue is not None or not relay
-            else InProcessQueue(self.runner.run, config.job_concurrency)
+            else InProcessQueue(self.jobs.run, config.job_concurrency)
         )
         self.hub = WebsocketHub(self.ledger, config.websocket_poll_interval) if websockets else None
         self.resthook = RestHookChannel(

@@ -1,6 +1,9 @@
 """The server in process (ASGI) with its sandbox simulator, authentication off, fast poll schedule."""
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -10,8 +13,10 @@ import pytest
 from nphies_facade.server.app import create_app
 from nphies_facade.server.settings import Settings
 
+from ..integration.conftest import free_port
 from ..nphies.samples import EXAMPLES
 
+ROOT = Path(__file__).resolve().parents[2]
 FHIR_JSON = "application/fhir+json"
 SIMULATOR = "/_simulator/nphies"
 
@@ -84,3 +89,24 @@ async def impatient_client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     )
     async with serving(settings) as c:
         yield c
+
+
+@pytest.fixture
+def simulator_process() -> Iterator[str]:
+    """`nphies-facade simulator` in its own process; its URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "nphies_facade.server.cli", "simulator", "--port", str(port)]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise
+        time.sleep(0.1)
+    yield url
+    process.terminate()
+    process.wait(timeout=10)

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -116,26 +115,6 @@ async def test_injected_faults_over_http(client) -> None:
         "status-check",
         "claim-request",
     ]
-
-
-@pytest.fixture
-def simulator_process() -> Iterator[str]:
-    port = free_port()
-    command = [sys.executable, "-m", "nphies_facade.server.cli", "simulator", "--port", str(port)]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise
-        time.sleep(0.1)
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
 
 
 async def test_a_restarted_server_resumes_the_schedule_of_a_task(tmp_path, simulator_process) -> None:
