@@ -231,6 +231,8 @@ def start_server(port: int, data_dir: Path, workers: int, profile: Path | None, 
         **os.environ,
         "NPHIES_FACADE_LOG_LEVEL": "warning",
         "NPHIES_FACADE_BASE_URL": f"http://127.0.0.1:{port}",
+        "NPHIES_FACADE_AUTH": "off",  # the ingest path is measured, not token checks (crud_mix.py has them)
+        "NPHIES_FACADE_RATE_LIMIT": "0",  # one client sends everything
     }
     return subprocess.Popen(command, env=env, start_new_session=True)
 

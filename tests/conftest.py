@@ -14,6 +14,9 @@ from nphies_facade.server.settings import Settings
 # Authentication is on by default; suites other than tests/security/ exercise FHIR behaviour without
 # tokens, so apps and server processes they start run with it off unless a test says otherwise.
 os.environ.setdefault("NPHIES_FACADE_AUTH", "off")
+# The journeys run by default; suites that are not about them start apps and servers without them (the
+# journey tests install them themselves).
+os.environ.setdefault("NPHIES_FACADE_WORKFLOW_MODULES", "")
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 FHIR_EXAMPLES = SHARED / "fhir-examples"

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import orjson
 
+from ..resources.tracing import TRACEPARENT, current_trace_id, is_trace_id, traceparent
 from .events import IDEMPOTENT_EVENTS
 from .messages import Message
 from .parsing import ParsedResponse, ParseError, event_of, header_id, parse_response
@@ -134,6 +135,12 @@ class _Failure:
     malformed: bool = False
 
 
+def _trace() -> dict[str, str] | None:
+    """The W3C trace context of the work that sends the message (a request or a job), if any."""
+    trace_id = current_trace_id()
+    return {TRACEPARENT: traceparent(trace_id)} if trace_id and is_trace_id(trace_id) else None
+
+
 class NphiesGateway:
     """Async client for $process-message; use as `async with NphiesGateway(settings) as gateway`."""
 
@@ -198,7 +205,7 @@ class NphiesGateway:
         try:
             # httpx's read timeout is per read; this bounds the whole attempt as an NPHIES session is bounded.
             async with asyncio.timeout(self.settings.timeout + self.settings.connect_timeout):
-                response = await self._client.post(self.settings.endpoint, content=content)
+                response = await self._client.post(self.settings.endpoint, content=content, headers=_trace())
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             result: tuple[int, dict] | _Failure = _Failure(f"{type(exc).__name__}: {exc}", sent=False)
         except httpx.TransportError as exc:

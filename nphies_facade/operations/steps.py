@@ -28,6 +28,7 @@ from ..resources.context import RequestContext
 from ..resources.errors import FhirError
 from ..resources.service import FhirService, resource_json
 from ..resources.store import StoredVersion, StoreTransaction
+from ..workflows.metrics import NPHIES_RETRIES, NPHIES_SENDS, PREAUTH_APPROVAL
 from .closure import load_closure
 from .config import OperationsConfig
 from .exchanges import ExchangeRecorder, request_of, sent_references
@@ -138,6 +139,7 @@ class SubmitSteps:
         unsent = record.get("docStatus") == "preliminary"
         claimed, _ = await self._take(stored, task, SENDING, step)
         exchange = await self.gateway.send(request)
+        _count_retries(exchange, step.attempt > 0)
         local = sent_references(record)
         settlement = self._after_claim_sent(exchange, step, task, local)
         full_urls = {ref: url for url, ref in local.items()}
@@ -156,6 +158,7 @@ class SubmitSteps:
             return await self._settle(stored, failed("The message breaks NPHIES profiles", outcome))
         claimed, record_id = await self._take(stored, task, SENDING, step, message=message)
         exchange = await self.gateway.send(message)
+        _count_retries(exchange, step.attempt > 0)
         settlement = self._after_claim_sent(exchange, step, task, _local(message.full_urls))
         return await self._settle(claimed, settlement, exchange, message.full_urls, record_id)
 
@@ -164,7 +167,9 @@ class SubmitSteps:
     ) -> Settlement:
         claim = _unversioned(claim_input(task) or "")
         now = self._now().timestamp()
-        return after_claim_sent(exchange, step, self.config, local, claim, now, deadline_of(task))
+        settlement = after_claim_sent(exchange, step, self.config, local, claim, now, deadline_of(task))
+        NPHIES_SENDS.labels(_submission_result(settlement)).inc()
+        return settlement
 
     async def _status_check(self, stored: StoredVersion, task: dict, step: Step) -> float | None:
         claim_ref, claim = await self._claim(task)
@@ -175,6 +180,7 @@ class SubmitSteps:
             return await self._settle(stored, failed(f"No status-check can be built: {exc}"))
         claimed, _ = await self._take(stored, task, CHECKING, step)
         exchange = await self.gateway.send(message)
+        _count_retries(exchange, step.attempt > 0)
         settlement = after_status_check(
             exchange, step, self.config, self._now().timestamp(), deadline_of(task)
         )
@@ -198,6 +204,7 @@ class SubmitSteps:
         )
         claimed, _ = await self._take(stored, task, POLLING, step)
         exchange = await self.gateway.send(message)
+        _count_retries(exchange, resent=False)
         settlement = after_poll(
             exchange,
             step,
@@ -318,6 +325,7 @@ class SubmitSteps:
             await self._update(stored, task, tx)
 
         await in_transaction(self.service, write)
+        _observe_preauth(task, settlement, now)
         return settlement.delay if settlement.status is None else None
 
     async def _after_crash(self, task_id: str, step: Step, error: str) -> float | None:
@@ -341,6 +349,35 @@ class SubmitSteps:
             return await self._settle(stored, settlement)
         except StepTaken:
             return None
+
+
+def _count_retries(exchange: Exchange, resent: bool) -> None:
+    """Messages sent again: by the gateway within the exchange, and the exchange itself when a step
+    sends its message again."""
+    again = len(exchange.attempts) - 1 + int(resent)
+    if again > 0:
+        NPHIES_RETRIES.labels(str(exchange.event)).inc(again)
+
+
+def _observe_preauth(task: dict, settlement: Settlement, now: datetime) -> None:
+    """A prior authorisation's final answer: the time from its submission (the Task's authoredOn)."""
+    final = settlement.status == "completed" and any(
+        resource.get("resourceType") == "ClaimResponse" and resource.get("use") == "preauthorization"
+        for _, resource in settlement.answers
+    )
+    authored = task.get("authoredOn")
+    if final and authored:
+        started = datetime.fromisoformat(authored.replace("Z", "+00:00"))
+        PREAUTH_APPROVAL.observe(max((now - started).total_seconds(), 0.0))
+
+
+def _submission_result(settlement: Settlement) -> str:
+    """answered (final answer), queued (to be polled), failed, or retry (sent again later)."""
+    if settlement.status == "completed":
+        return "answered"
+    if settlement.status is not None:
+        return "failed"
+    return "queued" if any(kind == "interim-response" for kind, _ in settlement.answers) else "retry"
 
 
 def _apply(task: dict, settlement: Settlement, now: datetime) -> None:

@@ -6,7 +6,9 @@ failure raises out of the store transaction, so nothing is written and no outbox
 runs each entry on its own, in its own store transaction, and answers every entry.
 """
 
+import asyncio
 import logging
+import random
 import traceback
 import uuid
 from collections.abc import Awaitable, Callable
@@ -15,15 +17,17 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qsl
 
+import orjson
+
 from .bundle_entries import Entry, Target, entry_list, parse_entry, parse_target
 from .bundle_patch import json_patch_of
 from .bundle_references import UNRESOLVED, UNRESOLVED_IN_BATCH, ReferenceRewriter
 from .bundle_responses import EntryFailed, EntryResult, failed_entry, response_entry, status_line
 from .clock import fhir_instant
 from .context import RequestContext
-from .errors import FhirError, Issue, bad_request, error, operation_outcome, precondition_failed
-from .service import FhirService, WriteResult, parse_criteria
-from .store import HistoryQuery, StoredVersion, StoreTransaction
+from .errors import FhirError, Issue, bad_request, conflict, error, operation_outcome, precondition_failed
+from .service import TRANSIENT_ATTEMPTS, FhirService, WriteResult, parse_criteria
+from .store import HistoryQuery, StoredVersion, StoreTransaction, TransientConflict
 from .types import is_supported
 from .validation import check_id
 
@@ -88,9 +92,25 @@ class BundleProcessor:
         )
 
     async def _transaction(self, raws: list) -> list[dict]:
+        """Runs again from the entries as sent when its deferred store transaction met a TransientConflict
+        (processing rewrites the entries' resources in place)."""
+        as_sent = orjson.dumps(raws)
+        for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
+            try:
+                return await self._transaction_once(raws)
+            except TransientConflict:
+                if attempt == TRANSIENT_ATTEMPTS:
+                    raise conflict(
+                        "Concurrent writes kept conflicting with this transaction; try again"
+                    ) from None
+                await asyncio.sleep(random.uniform(0, min(0.2, 0.002 * 2**attempt)))
+                raws = orjson.loads(as_sent)
+        raise AssertionError("unreachable")
+
+    async def _transaction_once(self, raws: list) -> list[dict]:
         try:
             entries = [_parse(index, raw) for index, raw in enumerate(raws)]
-            async with self.service.transaction() as tx:
+            async with self.service.transaction(retried=True) as tx:
                 results = await _Run(self, entries, tx, UNRESOLVED).run()
         except EntryFailed as failure:
             raise failure.for_transaction() from None

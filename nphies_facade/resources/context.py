@@ -5,13 +5,14 @@ The optional attributes come from the access token (SMART launch context and ABA
 and `organization` ("Organization/7").
 """
 
-import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
+from .randomness import random_hex
+
 
 def new_trace_id() -> str:
-    return uuid.uuid4().hex
+    return random_hex(16)
 
 
 @dataclass(frozen=True, slots=True)

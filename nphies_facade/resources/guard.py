@@ -72,6 +72,28 @@ class Guard:
             resource = orjson.loads(version.body)
         return await self.access.permits(ctx, interaction, version.resource_type, resource)
 
+    async def visible_versions(
+        self, ctx: RequestContext, interaction: Interaction, versions: list[StoredVersion]
+    ) -> list[StoredVersion]:
+        """The versions that may appear in a result. Where the rules decide on the type alone, they are
+        asked once per type, and no body is parsed."""
+        by_type: dict[str, bool] = {}
+        kept = []
+        for version in versions:
+            resource_type = version.resource_type
+            verdict = by_type.get(resource_type)
+            if verdict is None:
+                if self.access.needs_resource(ctx, interaction, resource_type):
+                    if await self.visible(ctx, interaction, version):
+                        kept.append(version)
+                    continue
+                verdict = by_type[resource_type] = await self.access.permits(
+                    ctx, interaction, resource_type, None
+                )
+            if verdict:
+                kept.append(version)
+        return kept
+
     async def seen(
         self,
         ctx: RequestContext,

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .service import FhirService
 
 CONDITIONAL_LIMIT = 1000
+SYSTEM_SCOPES = RequestContext.system().scopes
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +80,7 @@ def page_cursors(plan: SearchPlan, page: SearchPage) -> tuple[str | None, str | 
 def _internal(ctx: RequestContext) -> bool:
     """The server's own background work (RequestContext.system, no client): its searches (sweeps of due
     Tasks every few seconds) are no client interaction and are not audited; every client's search is."""
-    return ctx.client_id is None and ctx.scopes == RequestContext.system().scopes
+    return ctx.client_id is None and ctx.scopes == SYSTEM_SCOPES
 
 
 def _unknown_parameters(exc: FhirError) -> bool:

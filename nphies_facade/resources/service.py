@@ -30,6 +30,7 @@ from .guard import Guard
 from .search.extraction import Extractor
 from .searching import Searching, SearchOptions, SearchResult
 from .store import HistoryQuery, Store, StoredVersion, StoreTransaction, TransientConflict, VersionConflict
+from .task_states import check_task_write
 from .validation import check_id, require_resource, validate_resource
 
 TRANSIENT_ATTEMPTS = 20
@@ -130,18 +131,26 @@ class FhirService:
         await self.audit.drain()
 
     @asynccontextmanager
-    async def transaction(self, tx: StoreTransaction | None = None) -> AsyncIterator[StoreTransaction]:
-        """Joins the caller's transaction, or opens one that commits when the block ends."""
+    async def transaction(
+        self, tx: StoreTransaction | None = None, *, retried: bool = False
+    ) -> AsyncIterator[StoreTransaction]:
+        """Joins the caller's transaction, or opens one that commits when the block ends. `retried`: the
+        caller runs the block again on TransientConflict, so the store may defer its writes to the commit
+        (Store.deferred_transaction)."""
         if tx is not None:
             yield tx
             return
         deferred: list = []
         written: list[tuple[RequestContext, StoredVersion]] = []
         token = _committing.set(written)
+        opened = self.store.deferred_transaction() if retried else self.store.transaction()
         try:
-            async with self.store.transaction() as own:
+            async with opened as own:
                 with self.audit.bound(own, deferred):
                     yield own
+        except VersionConflict as exc:  # a deferred write met it at commit
+            written.clear()
+            raise conflict(str(exc)) from None
         except BaseException:
             written.clear()
             raise
@@ -170,7 +179,7 @@ class FhirService:
     ) -> list[StoredVersion]:
         """The versions ctx may see, for filtering search results (included resources too)."""
         ctx = context_or_current(ctx)
-        return [v for v in versions if await self.guard.visible(ctx, interaction, v)]
+        return await self.guard.visible_versions(ctx, interaction, versions)
 
     # ----- reads -----
 
@@ -306,6 +315,7 @@ class FhirService:
                 ctx, interaction, previous.resource_type, previous.id, resource_json(previous), tx
             )
         await self.guard.admit(ctx, interaction, resource["resourceType"], resource["id"], resource, tx)
+        check_task_write(previous, resource)
         for hook in self.write_hooks:
             await hook(tx, ctx, resource)
         resource["meta"]["versionId"] = str(version)
@@ -354,7 +364,7 @@ class FhirService:
         await self.guard.admit_type(ctx, Interaction.CREATE, require_resource(resource)["resourceType"])
         resource = self._prepare(resource, resource_id or str(uuid.uuid4()))
         criteria = parse_criteria(if_none_exist) if if_none_exist is not None else None
-        async with self.transaction(tx) as t:
+        async with self.transaction(tx, retried=True) as t:
             if criteria is not None:
                 existing = await self._single_match(t, resource["resourceType"], criteria, "create")
                 if existing is not None:
@@ -390,7 +400,7 @@ class FhirService:
         self.check_target(resource, resource_type, resource_id)
         expected = _expected_version(if_match)
         resource = self._prepare(resource, resource_id)
-        async with self.transaction(tx) as t:
+        async with self.transaction(tx, retried=True) as t:
             current = await t.current(resource_type, resource_id)
             return await self._update_current(t, ctx, resource, current, expected, method)
 
@@ -440,7 +450,7 @@ class FhirService:
         self.check_target(resource, resource_type, None)
         body_id = resource.get("id")
         expected = _expected_version(if_match)
-        async with self.transaction(tx) as t:
+        async with self.transaction(tx, retried=True) as t:
             match = await self._single_match(t, resource_type, criteria, "update")
             if match is not None and body_id is not None and body_id != match.id:
                 raise bad_request(
@@ -467,7 +477,7 @@ class FhirService:
         tx: StoreTransaction | None = None,
     ) -> WriteResult:
         await self.guard.admit_type(ctx, Interaction.PATCH, resource_type)
-        async with self.transaction(tx) as t:
+        async with self.transaction(tx, retried=True) as t:
             current = await t.current(resource_type, resource_id)
             if current is None:
                 raise not_found(f"{resource_type}/{resource_id} is not known")
@@ -492,7 +502,7 @@ class FhirService:
     ) -> WriteResult:
         await self.guard.admit_type(ctx, Interaction.PATCH, resource_type)
         criteria = parse_criteria(query)
-        async with self.transaction(tx) as t:
+        async with self.transaction(tx, retried=True) as t:
             match = await self._single_match(t, resource_type, criteria, "patch")
             if match is None:
                 raise not_found(f"No {resource_type} matches the patch criteria")
@@ -510,7 +520,7 @@ class FhirService:
     ) -> WriteResult:
         await self.guard.admit_type(ctx, Interaction.DELETE, resource_type)
         expected = _expected_version(if_match)
-        async with self.transaction(tx) as t:
+        async with self.transaction(tx, retried=True) as t:
             current = await t.current(resource_type, resource_id)
             if current is None:
                 raise not_found(f"{resource_type}/{resource_id} is not known")
@@ -543,7 +553,7 @@ class FhirService:
     ) -> WriteResult:
         await self.guard.admit_type(ctx, Interaction.DELETE, resource_type)
         criteria = parse_criteria(query)
-        async with self.transaction(tx) as t:
+        async with self.transaction(tx, retried=True) as t:
             match = await self._single_match(t, resource_type, criteria, "delete")
             if match is None:
                 return WriteResult(204, None)

@@ -93,10 +93,12 @@ class StoreTransaction(ABC):
         """The latest version, a deletion included, or None when the resource never existed."""
 
     @abstractmethod
-    async def write(self, version: StoredVersion, index: IndexValues, trace_id: str) -> OutboxEvent:
+    async def write(self, version: StoredVersion, index: IndexValues, trace_id: str) -> OutboxEvent | None:
         """Stores a new version (body None deletes), replaces its index values, appends its outbox event.
 
-        Raises VersionConflict when version.version is not one more than the current version.
+        Raises VersionConflict when version.version is not one more than the current version. In a
+        deferred transaction (Store.deferred_transaction) both may wait for the commit: it returns None
+        and the VersionConflict comes from the end of the block.
         """
 
     @abstractmethod
@@ -149,6 +151,16 @@ class Store(ABC):
         May raise TransientConflict (from the block's statements or at commit): the caller that opened it
         runs its unit of work again in a new transaction.
         """
+
+    def deferred_transaction(self) -> AbstractAsyncContextManager[StoreTransaction]:
+        """A write transaction for a unit of work its caller runs again on TransientConflict.
+
+        A backend may defer the unit's writes to the end of the block (and commit them with other units),
+        answer `current` from the last committed state and check at commit that what was read is still
+        current, raising TransientConflict when it is not. Other reads see the unit's writes as in
+        `transaction`. This default is `transaction` itself.
+        """
+        return self.transaction()
 
     @abstractmethod
     async def read(self, resource_type: str, resource_id: str) -> StoredVersion | None: ...

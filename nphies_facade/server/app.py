@@ -15,14 +15,27 @@ from ..resources.search.extraction import Extractor
 from ..resources.service import FhirService
 from ..resources.sqlite.store import SqliteStore
 from ..resources.store import Store
+from ..resources.tracing import configure_logging
 from ..subscriptions.runtime import SubscriptionRuntime
-from . import bundle_routes, errors, nphies_wiring, operation_routes, rest, search_routes, subscription_routes
+from . import (
+    bundle_routes,
+    errors,
+    metrics_route,
+    nphies_wiring,
+    operation_routes,
+    rest,
+    search_routes,
+    subscription_routes,
+    workflow_routes,
+    workflow_wiring,
+)
 from .auth import audit_routes
 from .auth import routes as auth_routes
 from .auth.hardening import JsonLimits
 from .auth.runtime import SecurityRuntime
 from .auth.smart import capability_security
 from .capability import capability_statement
+from .fast_routes import FastRoutes
 from .request_context import RequestContextMiddleware
 from .responses import FhirResponse
 from .settings import Settings
@@ -66,20 +79,34 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
             settings, app.state.service, clock, simulator, runs_steps=settings.redis_url is None
         )
         await app.state.nphies.start()
+        app.state.workflows = workflow_wiring.workflow_engine(
+            settings, app.state.service, clock, app.state.nphies, runs_jobs=settings.redis_url is None
+        )
+        await app.state.workflows.start()
         nphies_wiring.log_target(settings)
         try:
             yield
         finally:
+            await app.state.workflows.stop()
             await app.state.nphies.stop()
             await subscriptions.stop()
             await security.stop()
             await app.state.service.close()
             await store.close()
 
-    app = FastAPI(title="nphies-facade", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="nphies-facade",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        # FastAPI's own OpenTelemetry hooks (unused: tracing is traceparent and /metrics) cost a check a request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
     app.state.settings = settings
     errors.install(app)
     simulator = nphies_wiring.simulator_app(settings)
+    app.add_middleware(FastRoutes)  # innermost: GET [type] and [type]/[id] skip the route table
     app.add_middleware(JsonLimits, max_depth=settings.max_json_depth, max_bytes=settings.max_body_bytes)
 
     app.add_middleware(RequestContextMiddleware)
@@ -97,9 +124,9 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
                 "If-None-Match",
                 "If-None-Exist",
             ]
-            + ["Prefer", "X-Request-Id"],
+            + ["Prefer", "X-Request-Id", "traceparent"],
             expose_headers=["ETag", "Location", "Content-Location", "Last-Modified", "X-Request-Id"]
-            + ["WWW-Authenticate", "Retry-After"],
+            + ["WWW-Authenticate", "Retry-After", "traceparent"],
             max_age=600,
         )
 
@@ -121,12 +148,13 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
             search_types=SEARCHABLE,
             operations=[search_routes.REINDEX],
             security=capability_security(request.app.state.security),
-            resource_operations=operation_routes.RESOURCE_OPERATIONS,
+            resource_operations=workflow_wiring.resource_operations(operation_routes.RESOURCE_OPERATIONS),
             nphies=nphies_wiring.capability_note(settings),
         )
         return FhirResponse(statement)
 
     app.include_router(auth_routes.router)
+    app.include_router(metrics_route.router)
     app.include_router(audit_routes.router)
     app.include_router(subscription_routes.router)
     app.include_router(bundle_routes.router)
@@ -134,10 +162,13 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
     if simulator is not None:
         app.mount(nphies_wiring.SIMULATOR_PATH, simulator)
     app.include_router(operation_routes.router)
+    app.include_router(workflow_routes.router)
     app.include_router(rest.router)
     app.include_router(search_routes.type_router)
     return app
 
 
 def create_app_from_env() -> FastAPI:
-    return create_app(Settings())
+    settings = Settings()
+    configure_logging(settings.log_level)  # in each server process `serve --workers N` starts
+    return create_app(settings)

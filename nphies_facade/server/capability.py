@@ -3,6 +3,7 @@
 from .. import __version__
 from ..resources.search.definitions import SearchRegistry
 from ..resources.types import supported_types
+from ..subscriptions.topics import capability_extensions
 from .bundle_routes import BUNDLE_INTERACTIONS
 from .rest import INTERACTIONS, SYSTEM_INTERACTIONS
 from .search_routes import SYSTEM_SEARCH_INTERACTIONS
@@ -81,6 +82,8 @@ def capability_statement(
         found = (resource_operations or {}).get(entry["type"])
         if found:
             entry["operation"] = [_sandboxed(o) if sandbox else o for o in found]
+        if entry["type"] == "Subscription":
+            entry["extension"] = capability_extensions()
     if security:
         rest["security"] = security
     description = "nphies-facade FHIR R4 server"

@@ -2,7 +2,6 @@
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 from pathlib import Path
@@ -10,6 +9,9 @@ from pathlib import Path
 import uvicorn
 
 from ..nphies.simulator import cli as simulator_cli
+from ..resources.tracing import configure_logging
+from ..workflows import metrics_dir
+from ..workflows.journeys import cli as journey_cli
 from .auth import cli as security_cli
 from .settings import Settings
 
@@ -21,9 +23,8 @@ def _serve(args: argparse.Namespace) -> int:
             os.environ[f"NPHIES_FACADE_{name.upper()}"] = str(value)
     settings = Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    metrics_dir.prepare(settings.data_dir, fresh=True)
+    configure_logging(settings.log_level)
     uvicorn.run(
         "nphies_facade.server.app:create_app_from_env",
         factory=True,
@@ -42,9 +43,8 @@ def _worker(args: argparse.Namespace) -> int:
         if value is not None:
             os.environ[f"NPHIES_FACADE_{name.upper()}"] = str(value)
     settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    metrics_dir.prepare(settings.data_dir, fresh=False)
+    configure_logging(settings.log_level)
     if not settings.redis_url:
         print("nphies-facade worker needs NPHIES_FACADE_REDIS_URL (or --redis-url)", file=sys.stderr)
         return 2
@@ -99,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulator_cli.add_arguments(simulator)
     simulator.set_defaults(run=simulator_cli.run_from_args)
     security_cli.add_commands(commands)
+    journey_cli.add_commands(commands)
     db = commands.add_parser("db", help="store administration").add_subparsers(
         dest="db_command", required=True
     )

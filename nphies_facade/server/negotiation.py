@@ -15,7 +15,8 @@ def _media_type(header: str) -> str:
 
 
 def check_accept(request: Request) -> None:
-    fmt = request.query_params.get("_format")
+    query = request.scope.get("query_string", b"")
+    fmt = request.query_params.get("_format") if b"format" in query or b"%" in query else None
     if fmt is not None and _media_type(fmt) not in FORMAT_VALUES:
         raise error(406, "not-supported", f"_format={fmt} is not supported; this server speaks FHIR JSON")
     accept = request.headers.get("accept")

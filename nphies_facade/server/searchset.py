@@ -10,9 +10,11 @@ from ..resources.store import StoredVersion
 from .summary import shaped_body
 
 
-def _link(base: str, path: str, params: list[tuple[str, str]]) -> str:
-    url = f"{base}/{path}" if path else base
-    return f"{url}?{urlencode(params)}" if params else url
+def _link(url: str, query: str, cursor: str | None) -> str:
+    """`url` with the encoded search parameters and the cursor, if any."""
+    if cursor:
+        query = f"{query}&{urlencode([('_cursor', cursor)])}" if query else urlencode([("_cursor", cursor)])
+    return f"{url}?{query}" if query else url
 
 
 def _entry(base: str, version: StoredVersion, mode: str, summary: str | None, elements: tuple) -> dict:
@@ -43,14 +45,13 @@ def _outcome_entry(ignored: tuple[str, ...]) -> dict:
 def searchset_bundle(base: str, path: str, result: SearchResult) -> dict:
     """`path` is the searched type ("Task"), or "" for a system search."""
     query = result.query
-    params = list(query.used)
-    links = [{"relation": "self", "url": _link(base, path, params + _cursor(query.cursor))}]
+    url = f"{base}/{path}" if path else base
+    used = urlencode(list(query.used))
+    links = [{"relation": "self", "url": _link(url, used, query.cursor)}]
     if result.next_cursor:
-        links.append({"relation": "next", "url": _link(base, path, params + _cursor(result.next_cursor))})
+        links.append({"relation": "next", "url": _link(url, used, result.next_cursor)})
     if result.previous_cursor:
-        links.append(
-            {"relation": "previous", "url": _link(base, path, params + _cursor(result.previous_cursor))}
-        )
+        links.append({"relation": "previous", "url": _link(url, used, result.previous_cursor)})
     summary, elements = query.summary, query.elements
     entries = [_entry(base, v, "match", summary, elements) for v in result.matches]
     entries += [_entry(base, v, "include", summary, elements) for v in result.included]
@@ -62,7 +63,3 @@ def searchset_bundle(base: str, path: str, result: SearchResult) -> dict:
     bundle["link"] = links
     bundle["entry"] = entries
     return bundle
-
-
-def _cursor(cursor: str | None) -> list[tuple[str, str]]:
-    return [("_cursor", cursor)] if cursor else []

@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     default_page_size: int = Field(50, ge=1)
     max_page_size: int = Field(1000, ge=1)
     log_level: str = "info"
+    # GET /metrics needs a token with a system scope unless this is off (a scraper on a private network).
+    metrics_auth: bool = True
 
     # The production store (docs/mongodb.md): MongoDB instead of the SQLite file when the URL is set.
     mongodb_url: str | None = None
@@ -33,7 +35,7 @@ class Settings(BaseSettings):
 
     # Subscriptions and jobs (docs/subscriptions.md); durations in seconds.
     redis_url: str | None = None
-    workflow_modules: str = ""
+    workflow_modules: str = "nphies_facade.workflows.journeys.registered"
     webhook_secret: str | None = None
     delivery_timeout: float = Field(10.0, gt=0)
     retry_initial: float = Field(1.0, gt=0)
@@ -49,6 +51,9 @@ class Settings(BaseSettings):
     reconcile_interval: float = Field(5.0, gt=0)
     requeue_after: float = Field(30.0, gt=0)
     delivery_retention_days: float = Field(30.0, gt=0)
+    # The workflow engine (docs/workflows.md): seconds between sweeps for due steps and passed SLAs.
+    workflow_sweep_interval: float = Field(5.0, gt=0)
+    workflow_concurrency: int = Field(8, ge=1)
 
     # Security (docs/security.md). Durations in seconds; lists are comma-separated.
     auth: Literal["on", "off"] = "on"
@@ -130,6 +135,7 @@ class Settings(BaseSettings):
             redis_url=self.redis_url or None,
             workflow_modules=tuple(m.strip() for m in self.workflow_modules.split(",") if m.strip()),
             webhook_secret=self.webhook_secret or None,
+            base_url=self.public_base_url,
             delivery_timeout=self.delivery_timeout,
             retry_initial=self.retry_initial,
             retry_max=self.retry_max,

@@ -17,6 +17,7 @@ from ..resources.validation import parse_json
 from ..subscriptions.criteria import WEBSOCKET, read_channel
 from ..subscriptions.notifications import add_focus, notification_bundle, status_bundle, status_parameters
 from ..subscriptions.runtime import SubscriptionRuntime
+from ..subscriptions.topics import with_topic
 from .auth.middleware import Unauthenticated
 from .auth.runtime import SecurityRuntime
 from .negotiation import read_body
@@ -78,7 +79,7 @@ async def _status_parameters(ledger: Ledger, subscription: dict, kind: str) -> d
     subscription_id = subscription["id"]
     state = await ledger.subscription_state(subscription_id)
     attempts = await ledger.recent_attempts(subscription_id, RECENT_ATTEMPTS)
-    return status_parameters(
+    parameters = status_parameters(
         subscription_id,
         subscription.get("status", ""),
         kind,
@@ -87,6 +88,7 @@ async def _status_parameters(ledger: Ledger, subscription: dict, kind: str) -> d
         state=state,
         attempts=attempts,
     )
+    return with_topic(parameters, subscription)
 
 
 @router.api_route("/Subscription/{subscription_id}/$status", methods=["GET", "POST"])
@@ -120,7 +122,7 @@ async def subscription_events(request: Request, subscription_id: str) -> Respons
         total,
         events=events if content != "empty" else (),
     )
-    bundle = notification_bundle(parameters, subscription_id, _now(request))
+    bundle = notification_bundle(with_topic(parameters, subscription), subscription_id, _now(request))
     if content == "full-resource":
         await _add_resources(request, bundle, events)
     return FhirResponse(bundle)

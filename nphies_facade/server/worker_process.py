@@ -1,6 +1,6 @@
 """The `nphies-facade worker` process: the same store, security (audit, access policy) and FhirService
 as an API server, running the subscription worker (relay when it holds the lease, rest-hook deliveries,
-reconciler, arq consumer) and the $submit steps until SIGTERM or SIGINT.
+reconciler, arq consumer), the $submit steps and the workflow steps until SIGTERM or SIGINT.
 
 In the sandbox (no NPHIES_FACADE_NPHIES_URL) the worker has its own simulator, so the claims it sends
 are known to it, not to the API server's; point both at `nphies-facade simulator` to share one."""
@@ -13,7 +13,7 @@ from ..resources.clock import system_clock
 from ..resources.search.definitions import SearchRegistry
 from ..resources.search.extraction import Extractor
 from ..resources.service import FhirService
-from . import nphies_wiring
+from . import nphies_wiring, workflow_wiring
 from .app import store_for
 from .auth.runtime import SecurityRuntime
 from .settings import Settings
@@ -33,14 +33,17 @@ async def run(settings: Settings) -> None:
         settings, service, system_clock, nphies_wiring.simulator_app(settings), runs_steps=True
     )
     await operations.start()
+    engine = workflow_wiring.workflow_engine(settings, service, system_clock, operations, runs_jobs=True)
+    await engine.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
-        jobs = {STEP_JOB_KIND: operations.run_step_job}
+        jobs = {STEP_JOB_KIND: operations.run_step_job, workflow_wiring.WORKFLOW_JOB_KIND: engine.run}
         await run_worker(service, settings.subscription_config(), stop, jobs=jobs)
     finally:
+        await engine.stop()
         await operations.stop()
         await security.stop()
         await service.close()

@@ -29,6 +29,7 @@ class SubscriptionConfig:
     retention: float = 30 * DAY
     websocket_poll_interval: float = 0.1
     workflow_modules: tuple[str, ...] = ()
+    base_url: str = "http://localhost"  # the server's public base, for fullUrls in notifications
 
     @property
     def embedded(self) -> bool:

@@ -24,6 +24,7 @@ from ..resources.search.query import (
 )
 from ..resources.store import IndexValues
 from ..resources.types import is_supported
+from .topics import is_topic, topic_search, topic_url
 
 REST_HOOK, WEBSOCKET, MESSAGE = "rest-hook", "websocket", "message"
 CHANNEL_TYPES = (REST_HOOK, WEBSOCKET, MESSAGE)
@@ -58,6 +59,7 @@ class SubscriptionSpec:
     criteria: tuple[Criterion | HasCriterion, ...]
     channel: Channel
     end: float | None = None
+    topic: str | None = None  # a workflow event topic's canonical URL (see topics.py)
 
     @property
     def codes(self) -> frozenset[str]:
@@ -166,7 +168,11 @@ class CriteriaParser:
         return resource_type, tuple(parsed.criteria)
 
     def parse(self, resource: dict, version: int = 0) -> SubscriptionSpec:
-        resource_type, criteria = self._wrap(lambda: self.criteria(resource.get("criteria")))
+        text, topic = resource.get("criteria"), None
+        if is_topic(text):
+            name, text = topic_search(str(text))
+            topic = topic_url(name)
+        resource_type, criteria = self._wrap(lambda: self.criteria(text))
         return SubscriptionSpec(
             str(resource.get("id", "")),
             version,
@@ -175,6 +181,7 @@ class CriteriaParser:
             criteria,
             read_channel(resource),
             _end(resource),
+            topic,
         )
 
     @staticmethod

@@ -68,7 +68,7 @@ class RestHookSender:
             headers["content-type"] = FHIR_JSON
         headers.pop("content-length", None)
         headers.pop("host", None)
-        if spec.channel.payload and note.kind == EVENT:
+        if spec.channel.payload and note.kind == EVENT and spec.topic is None:
             return (
                 "PUT",
                 f"{endpoint.rstrip('/')}/{note.resource_type}/{note.resource_id}",

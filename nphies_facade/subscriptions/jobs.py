@@ -15,6 +15,7 @@ from ..resources.clock import Clock, fhir_instant
 from ..resources.context import RequestContext
 from ..resources.ledger import DEAD, DONE, FAILED, QUEUED, DeliveryAttempt, JobOutcome, JobRecord, Ledger
 from ..resources.service import FhirService
+from ..resources.tracing import bound
 from .config import SubscriptionConfig
 from .criteria import MESSAGE
 from .retry import RetryPolicy
@@ -111,8 +112,9 @@ class JobRunner:
         ctx = RequestContext(
             actor=f"workflow:{job.workflow}", scopes=("system/*.*",), trace_id=trigger.trace_id or job.job_id
         )
-        async with asyncio.timeout(self._config.job_timeout):
-            await workflow.handler(JobContext(trigger, self._service, ctx))
+        with bound(ctx.trace_id):
+            async with asyncio.timeout(self._config.job_timeout):
+                await workflow.handler(JobContext(trigger, self._service, ctx))
 
     def _failure(self, job: JobRecord, exc: Exception) -> JobOutcome:
         error = _error_text(exc)

@@ -16,6 +16,8 @@ import logging
 import ssl
 from collections.abc import Awaitable, Callable
 
+import orjson
+
 from ..resources.clock import Clock, fhir_instant
 from ..resources.ledger import (
     DEAD,
@@ -34,6 +36,7 @@ from .notifications import handshake_body
 from .recorder import DeliveryRecorder
 from .retry import RetryPolicy
 from .status import StatusWriter
+from .topics import event_focus, notification
 
 log = logging.getLogger("nphies_facade.subscriptions")
 
@@ -41,6 +44,8 @@ BATCH = 100
 MAX_FRESH = 1000
 IDLE_SECONDS = 60.0
 
+FocusReader = Callable[[str, str, int | None], Awaitable[bytes | None]]
+"""The body of a version (`None` version: the current one) of Type/id, None when gone."""
 SpecLookup = Callable[[str], SubscriptionSpec | None]
 """The Subscription as the relay last applied it (None when it is not live)."""
 Item = tuple[SubscriptionEvent, bytes | None]
@@ -56,8 +61,10 @@ class RestHookChannel:
         clock: Clock,
         actor: str,
         gate: Callable[[], Awaitable[object]] | None = None,
+        focus_reader: FocusReader | None = None,
     ) -> None:
         self.ledger = ledger
+        self.focus_reader = focus_reader  # topic notifications carry the event's focus
         self.gate = gate  # awaited before each round of deliveries (the relay's "caught up")
         self.lookup = lookup
         self.status = status
@@ -250,7 +257,8 @@ class SubscriptionDelivery:
         state = await self._c.ledger.subscription_state(self.subscription_id)
         pending = await self._c.ledger.pending_events(self.subscription_id, BATCH)
         self._read_ledger = len(pending) == BATCH
-        bodies = await self._c.ledger.bodies(pending) if spec.channel.payload and pending else {}
+        wants_bodies = spec.channel.payload or spec.topic
+        bodies = await self._c.ledger.bodies(pending) if wants_bodies and pending else {}
         last = max(pending[-1].number if pending else 0, state.events_total if state else 0)
         # Offers that arrived during the reads are newer than what they returned, or duplicates.
         later = {item[0].number: item for item in [*fresh, *self._fresh] if item[0].number > last}
@@ -269,7 +277,7 @@ class SubscriptionDelivery:
             if event.next_at > now:
                 delay = event.next_at - now
                 break
-            content = (body or b"") if spec.channel.payload else b""
+            content = await self._content(spec, event, body)
             note = Notification(EVENT, event.number, content, event.resource_type, event.resource_id)
             result = await self._sender.send(spec, note, now)
             attempts.append(self._attempt(event.number, now, result))
@@ -295,6 +303,28 @@ class SubscriptionDelivery:
             self._record(attempts, updates, error, self._now())
         await self._update_status(spec, updates, error)
         return delay
+
+    async def _content(self, spec: SubscriptionSpec, event: SubscriptionEvent, body: bytes | None) -> bytes:
+        """R4 rest-hook: the resource when the Subscription has a payload; a topic: the backport Bundle."""
+        if spec.topic is None:
+            return (body or b"") if spec.channel.payload else b""
+        record = orjson.loads(body) if body else {"id": event.resource_id}
+        focus_body = None
+        if spec.channel.payload and self._c.focus_reader is not None:
+            focus, version = event_focus(record)
+            resource_type, _, resource_id = focus.partition("/")
+            focus_body = await self._c.focus_reader(resource_type, resource_id, version)
+        instant = fhir_instant(self._c.clock())
+        return notification(
+            spec.id,
+            spec.status,
+            spec.topic,
+            event.number,
+            record,
+            focus_body,
+            instant,
+            self._c.config.base_url,
+        )
 
     def _record(
         self,

@@ -85,7 +85,14 @@ class SubscriptionRuntime:
         )
         self.hub = WebsocketHub(self.ledger, config.websocket_poll_interval) if websockets else None
         self.resthook = RestHookChannel(
-            self.ledger, self._live, self.status, config, clock, self.name, gate=self._relay_caught_up
+            self.ledger,
+            self._live,
+            self.status,
+            config,
+            clock,
+            self.name,
+            gate=self._relay_caught_up,
+            focus_reader=self._focus_body,
         )
         self.dispatcher = Dispatcher(self.resthook, self.hub, self.queue, self.status)
         self.relay = Relay(
@@ -147,6 +154,14 @@ class SubscriptionRuntime:
 
     async def _relay_caught_up(self) -> None:
         await self.relay.caught_up.wait()
+
+    async def _focus_body(self, resource_type: str, resource_id: str, version: int | None) -> bytes | None:
+        store = self.service.store
+        if version is None:
+            stored = await store.read(resource_type, resource_id)
+        else:
+            stored = await store.vread(resource_type, resource_id, version)
+        return stored.body if stored is not None else None
 
     def _live(self, subscription_id: str) -> SubscriptionSpec | None:
         return self.relay.index.get(subscription_id)

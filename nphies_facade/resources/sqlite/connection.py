@@ -6,6 +6,7 @@ aiosqlite has no public call for this, so it uses `Connection._execute` (pinned 
 pyproject.toml; the whole store suite fails if that changes).
 """
 
+import asyncio
 import fcntl
 import os
 import sqlite3
@@ -32,6 +33,29 @@ class WriteLock:
 
     def acquire(self) -> None:
         fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def try_acquire(self) -> bool:
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    async def acquire_async(self) -> None:
+        """Takes the lock at once when it is free, else waits for it on a worker thread (the event loop
+        runs on); a waiter cancelled meanwhile releases it as soon as the thread has it."""
+        if self.try_acquire():
+            return
+        waiting = asyncio.ensure_future(asyncio.to_thread(self.acquire))
+        try:
+            await asyncio.shield(waiting)
+        except asyncio.CancelledError:
+            waiting.add_done_callback(self._release_if_taken)
+            raise
+
+    def _release_if_taken(self, waiting: "asyncio.Future[None]") -> None:
+        if not waiting.cancelled() and waiting.exception() is None:
+            self.release()
 
     def release(self) -> None:
         fcntl.flock(self._fd, fcntl.LOCK_UN)

@@ -14,13 +14,22 @@ from typing import Protocol
 from ..search.plan import IdFilter, SearchPlan, ValueFilter, param_keys
 from ..store import Found, IndexValues, SearchPage, StoredVersion
 from .index_rows import rows_for
-from .search_sql import INTERSECT, RANGE, Driver, SqlRenderer, can_drive, first_driver
+from .search_sql import INTERSECT, RANGE, WALK, Driver, SqlRenderer, can_drive, first_driver
 
 # Misses above this many are resolved by reading the whole (small) params table once.
 _SINGLE_LOOKUPS = 8
 # A filter matching at least this many index rows is not worth listing when the type can be walked in the
 # result order instead (with the filters probed on each resource until the page is full).
 ESTIMATE_CAP = 1000
+# A page sorted by _lastUpdated either sorts the driver's whole list (a probe and a row read per listed
+# row) or walks the type in that order keeping rows found in the list (a cheap step per walked row, about
+# (page + 1) x type size / list size of them). The walk is chosen when its steps are fewer than the list
+# times this ratio (measured near 20), and the list is longer than WALK_FROM.
+WALK_ADVANTAGE = 10
+WALK_FROM = 100
+# How long a type's size, counted for that choice, is reused.
+TYPE_SIZE_SECONDS = 60.0
+_type_sizes: dict[tuple[int, str], tuple[float, int]] = {}
 
 
 class Pids(Protocol):
@@ -97,9 +106,34 @@ def choose_drivers(db: sqlite3.Connection, renderer: SqlRenderer, plan: SearchPl
     ranked = sorted(candidates, key=sizes.__getitem__)
     if sizes[ranked[0]] < ESTIMATE_CAP or len(ranked) == 1:
         best = ranked[0]
-        return (None if ordered and sizes[best] >= ESTIMATE_CAP else best), best
+        if ordered and sizes[best] >= ESTIMATE_CAP:
+            return None, best
+        if ordered and plan.sort and _walk_pays(db, plan, sizes[best]):
+            return (WALK, best), best
+        return best, best
     pair = (INTERSECT, *(same or ranked[:2]))
     return (None if ordered else pair), pair
+
+
+def _walk_pays(db: sqlite3.Connection, plan: SearchPlan, listed: int) -> bool:
+    if listed <= WALK_FROM:
+        return False
+    return (plan.limit + 1) * type_size(db, plan.types[0]) < WALK_ADVANTAGE * listed * listed
+
+
+def type_size(db: sqlite3.Connection, resource_type: str) -> int:
+    """Live resources of the type, counted at most every TYPE_SIZE_SECONDS per connection (an estimate
+    for choosing a plan; every plan gives the same rows)."""
+    key, now = (id(db), resource_type), time.monotonic()
+    known = _type_sizes.get(key)
+    if known is None or now - known[0] > TYPE_SIZE_SECONDS:
+        if len(_type_sizes) > 1024:
+            _type_sizes.clear()
+        row = db.execute(
+            "SELECT count(*) FROM resources WHERE type = ? AND deleted = 0", (resource_type,)
+        ).fetchone()
+        known = _type_sizes[key] = (now, row[0])
+    return known[1]
 
 
 def _narrowness(f: ValueFilter) -> int:

@@ -15,7 +15,8 @@ Shapes (r is the searched resource, one `idx` row is one index entry; see index_
 
 A query lists the matches of one filter (the driver, chosen by search_exec.py from estimated sizes) and
 probes the others per candidate, or, when every filter matches many rows, walks the type in result order
-(resources_live, resources_recent) probing each. An atom is a conjunction on one row led by `pid` and an
+(resources_live, resources_recent) probing each; a page sorted by _lastUpdated may also walk the type
+looking each row up in the driver's list (no sort of the whole list, and the walk stops at the page end). An atom is a conjunction on one row led by `pid` and an
 equality or range on s1/n1/n2, so listing lands on a covering index: idx_key (pid, s1, s2, rid),
 idx_low (pid, n1, n2, rid), idx_high (pid, n2, n1, rid); probes, sort keys and includes use idx_rid_pid.
 """
@@ -47,8 +48,9 @@ from .index_rows import FIELDS, MULTI, composite_parts
 PidResolver = Callable[[Iterable[tuple[str, str]]], list[int]]
 # Which filter a query starts from: one (its index rows), two ((INTERSECT, a, b): their rows intersected;
 # (RANGE, a, b): two filters on one parameter, see SqlRenderer.range_rows), or none (the type is walked).
-Driver = int | tuple[str, int, int] | None
-INTERSECT, RANGE = "intersect", "range"
+# (WALK, a): the type is walked in result order and a row is kept when it is in filter a's rows.
+Driver = int | tuple[str, int, int] | tuple[str, int] | None
+INTERSECT, RANGE, WALK = "intersect", "range", "walk"
 
 ROW_COLUMNS = ("rid", "type", "id", "version", "last_updated", "body")
 # Sort keys of resources without a value: after every value, ascending or descending.
@@ -248,12 +250,14 @@ class SqlRenderer:
     ) -> str:
         """`driver` is the filter whose matches a query starts from (listed through the index), or two
         value filters whose lists are intersected; the other value filters are probed per candidate.
-        FIRST: the first filter that can drive; None: none (the type is walked)."""
+        FIRST: the first filter that can drive; None: none (the type is walked); (WALK, a): the type is
+        walked, and filter a's list is a set each walked row is looked up in."""
         if driver == FIRST:
             driver = first_driver(filters)
+        member = driver[1] if isinstance(driver, tuple) and driver[0] == WALK else None
         # Starting from a list of row ids, `+` keeps SQLite from walking the type's index instead.
-        listed = isinstance(driver, tuple) or (
-            driver is not None and isinstance(filters[driver], ValueFilter)
+        listed = member is None and (
+            isinstance(driver, tuple) or (driver is not None and isinstance(filters[driver], ValueFilter))
         )
         column = f"+{alias}" if listed else alias
         parts = [f"{column}.deleted = 0"]
@@ -263,7 +267,9 @@ class SqlRenderer:
                 f"{column}.type = ?" if len(types) == 1 else f"{column}.type IN ({_marks(len(types))})"
             )
         done: set[int] = set()
-        if isinstance(driver, tuple):
+        if member is not None:
+            driver = member  # its rows are a set the walked rows are looked up in
+        elif isinstance(driver, tuple):
             parts.append(self._pair_rows(driver, filters, alias, args))
             done = set(driver[1:]) if driver[0] == INTERSECT else set()
         elif listed:
@@ -406,7 +412,8 @@ class SqlRenderer:
         args: list = []
         if driver == FIRST:
             driver = first_driver(plan.filters)
-        filtered = driver is not None or any(isinstance(f, ChainFilter | HasFilter) for f in plan.filters)
+        walked = driver is None or (isinstance(driver, tuple) and driver[0] == WALK)
+        filtered = not walked or any(isinstance(f, ChainFilter | HasFilter) for f in plan.filters)
         keys = "".join(
             f", {self._sort_expr(spec, args, filtered)} AS k{n}" for n, spec in enumerate(plan.sort)
         )

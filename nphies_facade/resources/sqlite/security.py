@@ -1,9 +1,10 @@
 """The security port in the embedded store's SQLite file: audit chain, clients, used jti, erasure."""
 
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import astuple
+from dataclasses import fields
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 import aiosqlite
@@ -11,7 +12,9 @@ import orjson
 
 from ..security_store import AuditBuilder, AuditHead, AuditQuery, AuditRow, SecurityStore
 from ..store import StoredVersion, StoreTransaction
-from .connection import WriteLock, begin, commit, rollback, run_on_connection
+from .connection import run_on_connection
+from .deferred import DeferredTransaction
+from .group_commit import Unit
 
 if TYPE_CHECKING:
     from .store import SqliteStore
@@ -20,29 +23,25 @@ _AUDIT_COLUMNS = (
     "seq, recorded, action, subtype, outcome, actor, client, role, entity, patient_hash, provider_hash, "
     "digest, trace_id, detail, prev_hash, hash"
 )
+_INSERT_AUDIT = f"INSERT INTO audit ({_AUDIT_COLUMNS}) VALUES ({', '.join('?' * 16)})"
+# The row's values in column order (dataclasses.astuple would deep-copy each of them).
+_audit_values = attrgetter(*(f.name for f in fields(AuditRow)))
 
 
-def _conn(tx: StoreTransaction) -> aiosqlite.Connection:
-    return tx._conn  # type: ignore[attr-defined]
+async def _conn(tx: StoreTransaction) -> aiosqlite.Connection:
+    return await tx.connection()  # type: ignore[attr-defined]
 
 
 def _append(db: sqlite3.Connection, build: AuditBuilder) -> AuditRow:
     """On the connection's thread: reads the chain's head and inserts the row built on it."""
     last = db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
     row = build(AuditHead(last[0], last[1]) if last else None)
-    db.execute(f"INSERT INTO audit ({_AUDIT_COLUMNS}) VALUES ({', '.join('?' * 16)})", astuple(row))
+    db.execute(_INSERT_AUDIT, _audit_values(row))
     return row
 
 
-def _append_alone(db: sqlite3.Connection, lock: WriteLock, builds: Sequence[AuditBuilder]) -> list[AuditRow]:
-    begin(db, lock)
-    try:
-        rows = [_append(db, build) for build in builds]
-    except BaseException:
-        rollback(db, lock)
-        raise
-    commit(db, lock)
-    return rows
+def _appended(build: AuditBuilder) -> Callable[[sqlite3.Connection], AuditRow]:
+    return lambda db: _append(db, build)
 
 
 class SqliteSecurity(SecurityStore):
@@ -52,20 +51,23 @@ class SqliteSecurity(SecurityStore):
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._store.transaction() as tx:
-            yield _conn(tx)
+            yield await _conn(tx)
 
     async def _read(self, sql: str, args: Sequence = ()) -> list[tuple]:
         return list(await self._store._reader().execute_fetchall(sql, args))
 
     # ----- audit -----
 
-    async def append_audit(self, tx: StoreTransaction, build: AuditBuilder) -> AuditRow:
-        return await run_on_connection(_conn(tx), _append, build)
+    async def append_audit(self, tx: StoreTransaction, build: AuditBuilder) -> AuditRow | None:
+        """None in a deferred transaction: the row is chained when the transaction commits."""
+        if isinstance(tx, DeferredTransaction) and tx.defer(_appended(build)):
+            return None
+        return await run_on_connection(await _conn(tx), _append, build)
 
     async def append_audit_alone(self, builds: Sequence[AuditBuilder]) -> list[AuditRow]:
-        store = self._store
-        async with store._write_lock:
-            return await run_on_connection(store._writer, _append_alone, store._file_lock, builds)
+        """In the next group commit of this process (one transaction with other writers' units)."""
+        rows = await self._store._group.submit(Unit([_appended(build) for build in builds]))
+        return rows  # type: ignore[return-value]
 
     async def audit_rows(self, after_seq: int = 0, limit: int = 1000) -> list[AuditRow]:
         rows = await self._read(
@@ -142,7 +144,7 @@ class SqliteSecurity(SecurityStore):
     async def versions(
         self, tx: StoreTransaction, resource_type: str, resource_id: str
     ) -> list[StoredVersion]:
-        rows = await _conn(tx).execute_fetchall(
+        rows = await (await _conn(tx)).execute_fetchall(
             "SELECT type, id, version, last_updated, method, body, hid FROM history WHERE rid = "
             "(SELECT rid FROM resources WHERE type = ? AND id = ?) ORDER BY version",
             (resource_type, resource_id),
@@ -150,7 +152,7 @@ class SqliteSecurity(SecurityStore):
         return [StoredVersion(*row) for row in rows]
 
     async def purge(self, tx: StoreTransaction, resource_type: str, resource_id: str) -> int:
-        conn = _conn(tx)
+        conn = await _conn(tx)
         rows = await conn.execute_fetchall(
             "SELECT rid FROM resources WHERE type = ? AND id = ?", (resource_type, resource_id)
         )
@@ -165,7 +167,7 @@ class SqliteSecurity(SecurityStore):
     async def replace_bodies(
         self, tx: StoreTransaction, resource_type: str, resource_id: str, bodies: Sequence[tuple[int, bytes]]
     ) -> None:
-        conn = _conn(tx)
+        conn = await _conn(tx)
         rows = await conn.execute_fetchall(
             "SELECT rid, version, deleted FROM resources WHERE type = ? AND id = ?",
             (resource_type, resource_id),

@@ -17,20 +17,25 @@ from ..store import (
     Store,
     StoredVersion,
     StoreTransaction,
-    VersionConflict,
 )
 from .connection import WriteLock, begin, commit, rollback, run_on_connection
-from .index_rows import rows_for
+from .deferred import DeferredTransaction
+from .group_commit import GroupCommit
 from .ledger import SqliteLedger
 from .schema import PRAGMAS, SCHEMA
 from .search_exec import TypeWatch, latest_position, replace_index, resolve_pids, run_ids, run_search, scan
 from .search_sql import SQL_FUNCTIONS
 from .security import SqliteSecurity
+from .writes import PreparedIndex, prepare_index, write_version
 
 READERS = 2
 ACTIONS = {"DELETE": "delete"}
 
 _VERSION_COLUMNS = "type, id, version, last_updated, method, body"
+_CURRENT_SQL = (
+    "SELECT h.type, h.id, h.version, h.last_updated, h.method, h.body, h.hid FROM resources r "
+    "JOIN history h ON h.rid = r.rid AND h.version = r.version WHERE r.type = ? AND r.id = ?"
+)
 
 
 def _version(row: tuple, position: int = 0) -> StoredVersion:
@@ -46,6 +51,19 @@ async def _connect(path: Path) -> aiosqlite.Connection:
     return conn
 
 
+def _connect_sync(path: Path) -> sqlite3.Connection:
+    """The connection used on the event loop's thread: group-commit batches and reads of one row."""
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    for pragma in PRAGMAS:
+        db.execute(pragma)
+    db.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run in the background (SqliteStore.checkpoint)
+    return db
+
+
+def _checkpoint(db: sqlite3.Connection) -> None:
+    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+
 class ParamIds:
     """(resource type, parameter code) -> pid, kept in memory once read or created."""
 
@@ -55,6 +73,11 @@ class ParamIds:
     async def load(self, conn: aiosqlite.Connection) -> None:
         rows = await conn.execute_fetchall("SELECT pid, type, code FROM params")
         self._ids = {(rtype, code): pid for pid, rtype, code in rows}  # swapped whole: readers use it
+
+    def reload_sync(self, db: sqlite3.Connection) -> None:
+        """After a rollback on the writer's thread: forgets pids whose insert was undone."""
+        rows = db.execute("SELECT pid, type, code FROM params").fetchall()
+        self._ids = {(rtype, code): pid for pid, rtype, code in rows}
 
     def resolve_sync(self, db: sqlite3.Connection, keys) -> list[int]:
         """Pids of the (type, code) keys that exist; unknown keys are looked up, never cached as absent."""
@@ -110,54 +133,9 @@ async def _find_ids(
     return [row[0] for row in rows]
 
 
-def _store_current(db: sqlite3.Connection, v: StoredVersion) -> int:
-    deleted = 1 if v.body is None else 0
-    if v.version == 1:
-        row = db.execute(
-            "INSERT INTO resources (type, id, version, last_updated, deleted, body) VALUES (?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (type, id) DO NOTHING RETURNING rid",
-            (v.resource_type, v.id, v.version, v.last_updated, deleted, v.body),
-        ).fetchone()
-    else:
-        row = db.execute(
-            "UPDATE resources SET version = ?, last_updated = ?, deleted = ?, body = ? "
-            "WHERE type = ? AND id = ? AND version = ? RETURNING rid",
-            (v.version, v.last_updated, deleted, v.body, v.resource_type, v.id, v.version - 1),
-        ).fetchone()
-    if row is None:
-        raise VersionConflict(f"{v.resource_type}/{v.id} is no longer at version {v.version - 1}")
-    return row[0]
-
-
-def _store_index(
-    db: sqlite3.Connection, params: ParamIds, rid: int, v: StoredVersion, index: IndexValues
-) -> None:
-    if v.version > 1:
-        db.execute("DELETE FROM idx WHERE rid = ?", (rid,))
-    rows = []
-    for code, values in index.items():
-        pid = params.ensure_sync(db, v.resource_type, code)
-        rows += [(rid, pid, *row) for row in rows_for(values)]
-    if rows:
-        db.executemany("INSERT INTO idx VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-
-
-def _write_version(
-    db: sqlite3.Connection, params: ParamIds, v: StoredVersion, index: IndexValues, trace_id: str
-) -> OutboxEvent:
-    """Resource, history row, index rows and outbox event: all statements of one write, on the writer thread."""
-    rid = _store_current(db, v)
-    db.execute(
-        "INSERT INTO history (rid, type, id, version, last_updated, method, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (rid, v.resource_type, v.id, v.version, v.last_updated, v.method, v.body),
-    )
-    _store_index(db, params, rid, v, index)
-    action = "delete" if v.body is None else ("create" if v.version == 1 else "update")
-    seq = db.execute(
-        "INSERT INTO outbox (type, id, version, action, at, trace_id) VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
-        (v.resource_type, v.id, v.version, action, v.last_updated, trace_id),
-    ).fetchone()[0]
-    return OutboxEvent(seq, v.resource_type, v.id, v.version, action, v.last_updated, trace_id)
+async def _current(conn: aiosqlite.Connection, resource_type: str, resource_id: str) -> StoredVersion | None:
+    rows = await conn.execute_fetchall(_CURRENT_SQL, (resource_type, resource_id))
+    return _version(rows[0], rows[0][6]) if rows else None
 
 
 class SqliteTransaction(StoreTransaction):
@@ -167,17 +145,18 @@ class SqliteTransaction(StoreTransaction):
         self._watch = watch
         self.wrote: set[str] = set()
 
+    async def connection(self) -> aiosqlite.Connection:
+        return self._conn
+
     async def current(self, resource_type: str, resource_id: str) -> StoredVersion | None:
-        rows = await self._conn.execute_fetchall(
-            "SELECT h.type, h.id, h.version, h.last_updated, h.method, h.body, h.hid FROM resources r "
-            "JOIN history h ON h.rid = r.rid AND h.version = r.version WHERE r.type = ? AND r.id = ?",
-            (resource_type, resource_id),
-        )
-        return _version(rows[0], rows[0][6]) if rows else None
+        return await _current(self._conn, resource_type, resource_id)
 
     async def write(self, v: StoredVersion, index: IndexValues, trace_id: str) -> OutboxEvent:
+        return await self.write_prepared(v, prepare_index(index), trace_id)
+
+    async def write_prepared(self, v: StoredVersion, index: PreparedIndex, trace_id: str) -> OutboxEvent:
         self.wrote.add(v.resource_type)
-        return await run_on_connection(self._conn, _write_version, self._params, v, index, trace_id)
+        return await run_on_connection(self._conn, write_version, self._params, v, index, trace_id)
 
     async def match_ids(self, resource_type: str, criteria, plan, limit: int) -> list[str]:
         return await run_on_connection(self._conn, run_ids, self._params, plan, limit)
@@ -220,6 +199,7 @@ class SqliteStore(Store):
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._writer: aiosqlite.Connection | None = None
+        self._sync: sqlite3.Connection | None = None
         self._readers: list[aiosqlite.Connection] = []
         self._next_reader = itertools.cycle(range(READERS))
         self._write_lock = asyncio.Lock()
@@ -228,6 +208,7 @@ class SqliteStore(Store):
         self._watch = TypeWatch(self.path.with_name(self.path.name + ".changes"))
         self._ledger: SqliteLedger | None = None
         self._security: SqliteSecurity | None = None
+        self._group = GroupCommit(self)
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -236,8 +217,13 @@ class SqliteStore(Store):
         await run_on_connection(self._writer, _create_schema, self._file_lock)
         await self._params.load(self._writer)
         self._readers = [await _connect(self.path) for _ in range(READERS)]
+        self._sync = _connect_sync(self.path)
 
     async def close(self) -> None:
+        await self._group.close()
+        if self._sync is not None:
+            self._sync.close()
+            self._sync = None
         for conn in [*self._readers, self._writer]:
             if conn is not None:
                 await conn.close()
@@ -273,20 +259,45 @@ class SqliteStore(Store):
             await run_on_connection(conn, commit, self._file_lock)
             self._watch.committed(tx.wrote)
 
+    @asynccontextmanager
+    async def deferred_transaction(self) -> AsyncIterator[StoreTransaction]:
+        """See deferred.py: takes the write lock only to commit, with other units of this process."""
+        tx = DeferredTransaction(self)
+        try:
+            yield tx
+        except BaseException:
+            await tx.abandon()
+            raise
+        await tx.finish()
+
+    def _locked_transaction(self) -> SqliteTransaction:
+        return SqliteTransaction(self._writer, self._params, self._watch)
+
+    async def checkpoint(self) -> None:
+        """Copies the WAL into the database on a reader's thread (PASSIVE: never waits for writers)."""
+        await run_on_connection(self._reader(), _checkpoint)
+
+    # Reads of one row by key run on the event loop's thread: a lookup on the unique (type, id) index
+    # takes microseconds, less than the hand-off to a reader's thread would.
+
+    async def _committed_current(self, resource_type: str, resource_id: str) -> StoredVersion | None:
+        rows = self._sync.execute(_CURRENT_SQL, (resource_type, resource_id)).fetchall()
+        return _version(rows[0], rows[0][6]) if rows else None
+
     async def read(self, resource_type: str, resource_id: str) -> StoredVersion | None:
-        rows = await self._reader().execute_fetchall(
+        rows = self._sync.execute(
             "SELECT type, id, version, last_updated, CASE deleted WHEN 1 THEN 'DELETE' ELSE '' END, body "
             "FROM resources WHERE type = ? AND id = ?",
             (resource_type, resource_id),
-        )
+        ).fetchall()
         return _version(rows[0]) if rows else None
 
     async def vread(self, resource_type: str, resource_id: str, version: int) -> StoredVersion | None:
-        rows = await self._reader().execute_fetchall(
+        rows = self._sync.execute(
             f"SELECT {_VERSION_COLUMNS}, hid FROM history h WHERE h.rid = "
             "(SELECT rid FROM resources WHERE type = ? AND id = ?) AND h.version = ?",
             (resource_type, resource_id, version),
-        )
+        ).fetchall()
         return _version(rows[0], rows[0][6]) if rows else None
 
     async def history(self, query: HistoryQuery) -> list[StoredVersion]:

@@ -38,6 +38,12 @@ def _parsed(scopes: tuple[str, ...]) -> tuple[Scope, ...]:
     return tuple(parsed)
 
 
+@lru_cache(maxsize=4096)
+def _granted(scopes: tuple[str, ...], letter: str, resource_type: str | None) -> tuple[Scope, ...]:
+    """The scopes that grant permission `letter` on the type (asked several times a request)."""
+    return tuple(s for s in _parsed(scopes) if s.grants(letter, resource_type))
+
+
 class StorePolicyData:
     """What policy rules look up: committed resources, found through the service's search index (the
     service is bound once it exists, since it is built with this authorizer)."""
@@ -69,9 +75,8 @@ class Authorizer(AccessControl):
 
     def _granting(
         self, ctx: RequestContext, interaction: Interaction, resource_type: str | None
-    ) -> list[Scope]:
-        letter = PERMISSION[interaction]
-        return [s for s in _parsed(ctx.scopes) if s.grants(letter, resource_type)]
+    ) -> tuple[Scope, ...]:
+        return _granted(ctx.scopes, PERMISSION[interaction], resource_type)
 
     def _auditor_reads(
         self, ctx: RequestContext, interaction: Interaction, resource_type: str | None

@@ -17,6 +17,7 @@ OPEN_PATHS = frozenset(
     {"/healthz", "/readyz", "/metadata", "/.well-known/smart-configuration", "/auth/token", "/auth/jwks"}
 )
 UNLIMITED_PATHS = frozenset({"/healthz", "/readyz"})
+METRICS_PATH = "/metrics"  # open when the metrics_auth setting is off
 REALM = "nphies-facade"
 AUDITED_METHODS = {"GET": "R", "HEAD": "R", "POST": "C", "PUT": "U", "PATCH": "U", "DELETE": "D"}
 

@@ -195,6 +195,14 @@ def _tag_codes(resource: dict, system: str) -> set[str]:
     return {t["code"] for t in tags if isinstance(t, dict) and t.get("system") == system and "code" in t}
 
 
+def _reads_resource(rule: Rule, ctx: RequestContext) -> bool:
+    if rule.check == "same-region":
+        return ctx.region is not None
+    if rule.check == "same-organization":
+        return ctx.organization is not None
+    return rule.check not in TYPE_ONLY_CHECKS
+
+
 def _organization_id(reference: str) -> str:
     return reference.removeprefix("Organization/")
 
@@ -207,6 +215,7 @@ class Policy:
         self.rules = rules
         self.source = source
         self._memo: OrderedDict[tuple, bool] = OrderedDict()
+        self._applicable_memo: dict[tuple, tuple[Rule, ...]] = {}
         self._checks: dict[str, Callable[..., Awaitable[str | None]]] = {
             "same-region": self._same_region,
             "resource-types": self._resource_types,
@@ -227,11 +236,21 @@ class Policy:
 
     def _applicable(
         self, ctx: RequestContext, interaction: Interaction, resource_type: str | None
-    ) -> list[Rule]:
-        return [rule for rule in self.rules if rule.applies(ctx, interaction, resource_type)]
+    ) -> tuple[Rule, ...]:
+        # Rules apply by role, interaction and type only; a request asks this several times.
+        key = (ctx.roles, interaction, resource_type)
+        rules = self._applicable_memo.get(key)
+        if rules is None:
+            if len(self._applicable_memo) >= 4096:
+                self._applicable_memo.clear()
+            rules = tuple(rule for rule in self.rules if rule.applies(ctx, interaction, resource_type))
+            self._applicable_memo[key] = rules
+        return rules
 
     def needs_resource(self, ctx: RequestContext, interaction: Interaction, resource_type: str) -> bool:
-        return any(r.check not in TYPE_ONLY_CHECKS for r in self._applicable(ctx, interaction, resource_type))
+        """Whether a rule's answer for this caller can depend on the resource: region and organization
+        checks cannot for a token without a region (always passes) or organization (always refused)."""
+        return any(_reads_resource(r, ctx) for r in self._applicable(ctx, interaction, resource_type))
 
     async def decide_type(
         self, ctx: RequestContext, interaction: Interaction, resource_type: str | None

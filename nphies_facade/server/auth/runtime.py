@@ -23,11 +23,12 @@ from ...resources.store import Store
 from ..settings import Settings
 from .authorizer import Authorizer, StorePolicyData
 from .claims import context_from_claims
-from .hardening import RateLimiter, quiet_data_loggers, security_headers
+from .hardening import PUBLIC_DOCUMENTS, RateLimiter, quiet_data_loggers, security_headers
 from .issuer import TokenIssuer
 from .jwks import JwksCache
 from .keys import ServerKey
 from .middleware import (
+    METRICS_PATH,
     OPEN_PATHS,
     UNLIMITED_PATHS,
     Unauthenticated,
@@ -103,6 +104,7 @@ class SecurityRuntime:
             settings.auth_jwks_refetch_interval,
         )
         self.rate_limiter = RateLimiter(settings.rate_limit, settings.rate_limit_burst)
+        self._header_cache: dict[bool, tuple[list[tuple[bytes, bytes]], frozenset[bytes]]] = {}
         self.retention_rules: list[RetentionRule] = load_rules(settings.retention, settings.retention_file)
         self._retention_task: asyncio.Task | None = None
 
@@ -142,7 +144,7 @@ class SecurityRuntime:
     async def authenticate(self, request: Request, trace_id: str) -> RequestContext:
         if not self.enabled:
             return off_context(trace_id)
-        if request.url.path in OPEN_PATHS or request.method == "OPTIONS":
+        if request.url.path in OPEN_PATHS or request.method == "OPTIONS" or self._open_metrics(request):
             return RequestContext(actor="anonymous", trace_id=trace_id)
         token = bearer_token(request)
         try:
@@ -150,6 +152,9 @@ class SecurityRuntime:
         except InvalidToken as exc:
             raise Unauthenticated("invalid_token", str(exc)) from None
         return context_from_claims(claims, trace_id)
+
+    def _open_metrics(self, request: Request) -> bool:
+        return request.url.path == METRICS_PATH and not self.settings.metrics_auth
 
     async def authenticate_token(self, token: str | None, trace_id: str) -> RequestContext:
         """The caller of a bearer token, for channels outside HTTP requests (the websocket)."""
@@ -174,11 +179,7 @@ class SecurityRuntime:
             refusal = self._limited(request, ctx) or refused.response()
         else:
             refusal = self._limited(request, ctx)
-        https = self.settings.public_base_url.startswith("https")
-        extra = [
-            (k.lower().encode(), v.encode()) for k, v in security_headers(request.url.path, https).items()
-        ]
-        replaced = {name for name, _ in extra}
+        extra, replaced = self._security_headers(request.scope["path"])
         status = 0
 
         async def send_with_headers(message: Message) -> None:
@@ -196,9 +197,19 @@ class SecurityRuntime:
         if status >= 400 and status not in UNAUDITED_STATUSES and request.url.path != TOKEN_PATH:
             await self.auditor.record_failure(ctx, http_failure_entry(request, status))
 
+    def _security_headers(self, path: str) -> tuple[list[tuple[bytes, bytes]], frozenset[bytes]]:
+        """(headers, their names) for a response to `path`, encoded once per kind of path."""
+        key = path in PUBLIC_DOCUMENTS
+        cached = self._header_cache.get(key)
+        if cached is None:
+            https = self.settings.public_base_url.startswith("https")
+            extra = [(k.lower().encode(), v.encode()) for k, v in security_headers(path, https).items()]
+            cached = self._header_cache[key] = (extra, frozenset(name for name, _ in extra))
+        return cached
+
     def _limited(self, request: Request, ctx: RequestContext) -> Response | None:
         """A 429 when the client (or, before authentication, the address) is over its rate."""
-        if request.url.path in UNLIMITED_PATHS:
+        if not self.rate_limiter.enabled or request.scope["path"] in UNLIMITED_PATHS:
             return None
         retry_after = self.rate_limiter.take(rate_key(request, ctx))
         return too_many_requests(retry_after) if retry_after is not None else None

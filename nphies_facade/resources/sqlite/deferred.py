@@ -1,0 +1,130 @@
+"""Deferred write transactions: a unit of work that takes the write lock only to commit.
+
+While the unit runs, its writes and audit records are collected as statements, and `current` reads the
+last committed version, remembering the version it saw; so does `latest_position` (every write asks it
+about SearchParameter). At the end the unit goes to the process's group commit (group_commit.py), which
+checks under the lock that every version and position read is still current (else TransientConflict:
+FhirService runs the write again) and applies the statements. A unit that needs more than that
+(conditional criteria, searches, its own writes read back) turns into an ordinary locked transaction at
+that point: the lock is taken, the reads are checked and the collected statements applied, and the rest
+runs as in SqliteStore.transaction.
+"""
+
+from typing import TYPE_CHECKING
+
+import aiosqlite
+
+from ..store import IndexValues, OutboxEvent, SearchPage, StoredVersion, StoreTransaction
+from .connection import begin, commit, rollback, run_on_connection
+from .group_commit import Op, Unit, apply_unit
+from .search_exec import latest_position
+from .writes import prepare_index, write_version
+
+if TYPE_CHECKING:
+    from .store import SqliteStore, SqliteTransaction
+
+
+def _begin_with(db, lock, unit: Unit) -> None:
+    begin(db, lock)
+    apply_unit(db, unit)
+
+
+class DeferredTransaction(StoreTransaction):
+    def __init__(self, store: "SqliteStore") -> None:
+        self._store = store
+        self._unit = Unit([])
+        self._tx: SqliteTransaction | None = None
+        self.wrote = self._unit.types
+
+    def defer(self, op: Op) -> bool:
+        """Queues op(db) to run with the unit's writes; False when the unit already holds the lock."""
+        if self._tx is not None:
+            return False
+        self._unit.ops.append(op)
+        return True
+
+    async def _locked(self) -> "SqliteTransaction":
+        if self._tx is None:
+            store = self._store
+            await store._write_lock.acquire()
+            # From here on `abandon` rolls back and releases: even a caller cancelled while waiting has
+            # begin run on the connection's thread.
+            self._tx = store._locked_transaction()
+            self._tx.wrote = self.wrote
+            await run_on_connection(store._writer, _begin_with, store._file_lock, self._unit)
+        return self._tx
+
+    async def connection(self) -> aiosqlite.Connection:
+        return await (await self._locked()).connection()
+
+    async def current(self, resource_type: str, resource_id: str) -> StoredVersion | None:
+        if self._tx is not None or self._unit.ops:
+            return await (await self._locked()).current(resource_type, resource_id)
+        found = await self._store._committed_current(resource_type, resource_id)
+        self._unit.reads.setdefault((resource_type, resource_id), found.version if found else None)
+        return found
+
+    async def write(self, v: StoredVersion, index: IndexValues, trace_id: str) -> OutboxEvent | None:
+        """None while deferred: the event exists once the unit commits."""
+        prepared = prepare_index(index)
+        if self._tx is not None:
+            return await self._tx.write_prepared(v, prepared, trace_id)
+        params = self._store._params
+        self.wrote.add(v.resource_type)
+        self._unit.ops.append(lambda db: write_version(db, params, v, prepared, trace_id))
+        return None
+
+    async def find_ids(self, resource_type: str, criteria: list[tuple[str, str]]) -> list[str]:
+        return await (await self._locked()).find_ids(resource_type, criteria)
+
+    async def match_ids(self, resource_type: str, criteria, plan, limit: int) -> list[str]:
+        return await (await self._locked()).match_ids(resource_type, criteria, plan, limit)
+
+    async def search(self, plan) -> SearchPage:
+        return await (await self._locked()).search(plan)
+
+    async def latest_position(self, resource_type: str) -> int:
+        if self._tx is not None or resource_type in self.wrote:
+            return await (await self._locked()).latest_position(resource_type)
+        store = self._store
+        position = store._watch.cached(resource_type)
+        if position is None:
+            stamp = store._watch.stamp()
+            position = await run_on_connection(store._reader(), latest_position, resource_type)
+            store._watch.remember(resource_type, stamp, position)
+        self._unit.positions.setdefault(resource_type, position)
+        return position
+
+    async def scan(self, resource_type: str, after: int, limit: int) -> list[StoredVersion]:
+        return await (await self._locked()).scan(resource_type, after, limit)
+
+    async def replace_index(self, entries: list[tuple[StoredVersion, IndexValues]]) -> None:
+        await (await self._locked()).replace_index(entries)
+
+    async def finish(self) -> None:
+        store = self._store
+        if self._tx is None:
+            if self._unit.ops:
+                await store._group.submit(self._unit)
+            return
+        try:
+            await run_on_connection(store._writer, commit, store._file_lock)
+        except BaseException:
+            await self._rollback()
+            raise
+        finally:
+            store._write_lock.release()
+        store._watch.committed(self.wrote)
+
+    async def abandon(self) -> None:
+        if self._tx is None:
+            return
+        try:
+            await self._rollback()
+        finally:
+            self._store._write_lock.release()
+
+    async def _rollback(self) -> None:
+        store = self._store
+        await run_on_connection(store._writer, rollback, store._file_lock)
+        await store._params.load(store._writer)
