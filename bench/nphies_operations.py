@@ -93,16 +93,25 @@ def start_simulator() -> tuple[subprocess.Popen, str]:
     return process, url
 
 
-def start_server(data_dir: Path, workers: int, nphies_url: str | None) -> tuple[subprocess.Popen, str]:
-    port = free_port()
+def server_env(nphies_url: str | None, redis_url: str | None) -> dict[str, str]:
+    """Auth, rate limit and the journeys off: the claims journey would submit every active Claim the bench
+    stores, before the bench does (its own $submit then only finds that Task)."""
     env = {
         **os.environ,
         "NPHIES_FACADE_AUTH": "off",
         "NPHIES_FACADE_RATE_LIMIT": "0",
         "NPHIES_FACADE_LOG_LEVEL": "warning",
+        "NPHIES_FACADE_WORKFLOW_MODULES": "",
     }
     if nphies_url:
         env["NPHIES_FACADE_NPHIES_URL"] = nphies_url
+    if redis_url:
+        env["NPHIES_FACADE_REDIS_URL"] = redis_url
+    return env
+
+
+def start_server(data_dir: Path, workers: int, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    port = free_port()
     command = [sys.executable, "-m", "nphies_facade.server.cli", "serve", "--port", str(port)]
     command += ["--data-dir", str(data_dir), "--workers", str(workers)]
     process = subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True)
@@ -111,8 +120,28 @@ def start_server(data_dir: Path, workers: int, nphies_url: str | None) -> tuple[
     return process, url
 
 
-def group_cpu_seconds(group: int) -> float:
-    """CPU time (user + system) used so far by the processes of one process group (the server's)."""
+def start_redis() -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    command = ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"]
+    process = subprocess.Popen(command, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return process, f"redis://127.0.0.1:{port}/0"
+        time.sleep(0.1)
+    stop(process)
+    raise RuntimeError("redis-server did not start")
+
+
+def start_workers(count: int, data_dir: Path, env: dict[str, str]) -> list[subprocess.Popen]:
+    """`nphies-facade worker` processes: they run the $submit steps the API server enqueues on Redis."""
+    command = [sys.executable, "-m", "nphies_facade.server.cli", "worker", "--data-dir", str(data_dir)]
+    return [subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True) for _ in range(count)]
+
+
+def group_cpu_seconds(*groups: int) -> float:
+    """CPU time (user + system) used so far by the processes of some process groups (the server's and
+    its workers')."""
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0
     for entry in Path("/proc").iterdir():
@@ -122,7 +151,7 @@ def group_cpu_seconds(group: int) -> float:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == group:
+        if int(fields[2]) in groups:
             total += int(fields[11]) + int(fields[12])
     return total / ticks
 
@@ -213,19 +242,23 @@ async def claims(client: httpx.AsyncClient, count: int) -> list[str]:
     return list(made)
 
 
-async def submit_at_rate(client: httpx.AsyncClient, args: argparse.Namespace, server: int) -> list[str]:
+async def submit_at_rate(client: httpx.AsyncClient, args: argparse.Namespace, server: list[int]) -> list[str]:
     total = int(args.rate * args.seconds)
     ids = await claims(client, total + 20)
     for warm in ids[total:]:
         await client.post(f"/{warm}/$submit")
     await asyncio.sleep(1.0)
-    cpu_before = group_cpu_seconds(server)
+    cpu_before = group_cpu_seconds(*server)
     sent: dict[str, float] = {}
     failures: list[str] = []
 
     async def submit(claim: str) -> None:
         sent_at = time.time()
-        response = await client.post(f"/{claim}/$submit")
+        try:
+            response = await client.post(f"/{claim}/$submit")
+        except httpx.HTTPError as exc:
+            failures.append(type(exc).__name__)
+            return
         if response.status_code != 202:
             failures.append(f"HTTP {response.status_code}")
             return
@@ -241,7 +274,7 @@ async def submit_at_rate(client: httpx.AsyncClient, args: argparse.Namespace, se
     await asyncio.gather(*launched)
     achieved = total / (time.perf_counter() - started)
     latencies = await completions(client, sent, failures)
-    cpu = (group_cpu_seconds(server) - cpu_before) / max(1, len(latencies))
+    cpu = (group_cpu_seconds(*server) - cpu_before) / max(1, len(latencies))
     created, taken, answered = (statistics.median(p[i] for p in PHASES) * 1000 for i in range(3))
     lines = [
         figures(f"$submit -> completed at {args.rate:g}/s", latencies, 1000),
@@ -250,7 +283,7 @@ async def submit_at_rate(client: httpx.AsyncClient, args: argparse.Namespace, se
         f"{'':<34} median: Task created {created:.0f} ms after $submit was sent, step taken {taken:.0f} ms "
         f"later, answer stored {answered:.0f} ms after that",
         f"{'':<34} server CPU per claim {cpu * 1000:.1f} ms (one core's worth: {1 / cpu:.0f} claims/s; "
-        "includes the watcher's searches)",
+        "includes the watcher's searches and any workers)",
     ]
     return lines
 
@@ -304,7 +337,7 @@ async def completions(client: httpx.AsyncClient, sent: dict[str, float], failure
     return latencies
 
 
-async def run(args: argparse.Namespace, url: str, server: int) -> list[str]:
+async def run(args: argparse.Namespace, url: str, server: list[int]) -> list[str]:
     # idle connections are dropped before uvicorn's 5 s keep-alive ends, so none is reused as it closes
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200, keepalive_expiry=2.0)
     async with httpx.AsyncClient(base_url=url, headers=HEADERS, timeout=60, limits=limits) as client:
@@ -323,6 +356,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--workers", type=int, default=1, help="server processes")
     parser.add_argument(
+        "--redis",
+        type=int,
+        default=0,
+        metavar="WORKERS",
+        help="run $submit steps on this many `nphies-facade worker` processes over a redis-server started here",
+    )
+    parser.add_argument(
         "--simulator",
         choices=["sandbox", "process"],
         default="sandbox",
@@ -330,20 +370,27 @@ def main() -> None:
     )
     args = parser.parse_args()
     print("command:", shlex.join([Path(sys.executable).name, *sys.argv]))
-    print("machine:", machine())
+    print("machine:", machine(), "| load average", " ".join(Path("/proc/loadavg").read_text().split()[:3]))
     where = "embedded sandbox simulator" if args.simulator == "sandbox" else "simulator in its own process"
-    print(f"server: nphies-facade serve --workers {args.workers}, SQLite, auth off, {where}")
+    steps = f"{args.redis} worker(s) on Redis" if args.redis else "in the server"
+    print(
+        f"server: nphies-facade serve --workers {args.workers}, SQLite, auth off, journeys off, {where}; steps {steps}"
+    )
     with tempfile.TemporaryDirectory() as folder:
         simulator, nphies_url = start_simulator() if args.simulator == "process" else (None, None)
-        process, url = start_server(Path(folder) / "data", args.workers, nphies_url)
+        redis, redis_url = start_redis() if args.redis else (None, None)
+        env = server_env(nphies_url, redis_url)
+        process, url = start_server(Path(folder) / "data", args.workers, env)
+        workers = start_workers(args.redis, Path(folder) / "data", env)
         try:
-            lines = asyncio.run(run(args, url, process.pid))
+            lines = asyncio.run(run(args, url, [p.pid for p in (process, *workers)]))
         finally:
-            for running in (process, simulator):
+            for running in (*workers, process, simulator, redis):
                 if running is not None:
                     stop(running)
     for line in lines:
         print(line)
+    print("load average after:", " ".join(Path("/proc/loadavg").read_text().split()[:3]))
 
 
 if __name__ == "__main__":

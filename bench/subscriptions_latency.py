@@ -84,9 +84,10 @@ async def wait_http(url: str, within: float = 60.0) -> None:
 class Stack:
     """Receiver, optional Redis, the API server and, with Redis, one worker."""
 
-    def __init__(self, mode: str, data_dir: Path) -> None:
+    def __init__(self, mode: str, data_dir: Path, workers: int = 1) -> None:
         self.mode = mode
         self.data_dir = data_dir
+        self.workers = workers
         self.receiver_port, self.port = free_port(), free_port()
         self.redis_port = free_port()
         self.receiver: subprocess.Popen | None = None
@@ -130,7 +131,17 @@ class Stack:
     async def start_fhir(self) -> None:
         cli = [sys.executable, "-m", "nphies_facade.server.cli"]
         self.server = start(
-            [*cli, "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)], self.env()
+            [
+                *cli,
+                "serve",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+                "--workers",
+                str(self.workers),
+            ],
+            self.env(),
         )
         await wait_http(self.url + "/readyz")
         if self.mode == "arq":
@@ -434,7 +445,7 @@ async def backlog_phase(stack: Stack, args: argparse.Namespace) -> dict:
 
 async def run_mode(mode: str, args: argparse.Namespace) -> dict:
     data_dir = Path(tempfile.mkdtemp(prefix=f"bench-subs-{mode}-"))
-    stack = Stack(mode, data_dir)
+    stack = Stack(mode, data_dir, args.workers)
     try:
         await stack.start_support()
         await stack.start_fhir()
@@ -449,7 +460,7 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict:
 def report(result: dict, args: argparse.Namespace) -> None:
     steady, backlog = result["steady"], result["backlog"]
     latency = steady["commit_to_notification_ms"]
-    print(f"\n== {result['mode']} ==")
+    print(f"\n== {result['mode']} (serve --workers {args.workers}) ==")
     print(
         f"steady: {steady['writes']} writes at {steady['achieved_rate']}/s (asked {args.rate}/s), "
         f"{steady['errors']} errors {steady['statuses']}; write p50/p95/p99 {steady['write_ms'].get('p50')}/"
@@ -491,6 +502,7 @@ def main() -> None:
     parser.add_argument("--subscriptions", type=int, default=20, help="rest-hook Subscriptions")
     parser.add_argument("--backlog", type=int, default=100_000, help="events in the backlog phase (0: skip)")
     parser.add_argument("--drain-timeout", type=float, default=900.0, help="seconds to wait for a drain")
+    parser.add_argument("--workers", type=int, default=1, help="API server processes (`serve --workers`)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]

@@ -1,5 +1,6 @@
-"""`GET [type]` and `GET [type]/[id]` go straight to their handlers (server/fast_routes.py), with the
-answers the route table gives; routes that name a type keep their requests."""
+"""The REST interactions on `[type]` and `[type]/[id]` go straight to their handlers
+(server/fast_routes.py), with the answers the route table gives; routes that name a type keep their
+requests."""
 
 import pytest
 from fastapi import APIRouter
@@ -33,10 +34,9 @@ async def _patient(client) -> str:
 
 async def test_search_and_read_are_answered_without_the_route_table(client, routed):
     pid = await _patient(client)
-    assert routed == ["/Patient"]  # the create took the route table
     found = await client.get("/Patient", params={"identifier": f"{NID}|1234567890"})
     read = await client.get(f"/Patient/{pid}")
-    assert routed == ["/Patient"]
+    assert routed == []
     assert found.status_code == 200
     assert [e["resource"]["id"] for e in found.json()["entry"]] == [pid]
     assert found.headers["content-type"].startswith("application/fhir+json")
@@ -56,7 +56,34 @@ async def test_errors_on_the_fast_path_are_operation_outcomes(client, routed):
     assert missing.status_code == 404 and missing.json()["resourceType"] == "OperationOutcome"
     assert strict.status_code == 400 and strict.json()["issue"][0]["code"] == "not-supported"
     assert gone.status_code == 410 and gone.json()["resourceType"] == "OperationOutcome"
-    assert routed == ["/Patient", f"/Patient/{pid}"]  # the create and the delete only
+    assert routed == []
+
+
+async def test_writes_are_answered_without_the_route_table(client, routed):
+    pid = await _patient(client)
+    updated = await client.put(
+        f"/Patient/{pid}",
+        json={"resourceType": "Patient", "id": pid, "active": True},
+        headers={"If-Match": 'W/"1"', "Prefer": "return=minimal"},
+    )
+    stale = await client.put(
+        f"/Patient/{pid}", json={"resourceType": "Patient", "id": pid}, headers={"If-Match": 'W/"1"'}
+    )
+    patched = await client.patch(
+        f"/Patient/{pid}",
+        content=b'[{"op": "replace", "path": "/active", "value": false}]',
+        headers={"Content-Type": "application/json-patch+json"},
+    )
+    wrong_type = await client.post("/Patient", content=b"<Patient/>", headers={"Content-Type": "text/xml"})
+    deleted = await client.delete(f"/Patient/{pid}")
+    assert routed == []
+    assert updated.status_code == 200 and updated.content == b""
+    assert updated.headers["etag"] == 'W/"2"'
+    assert updated.headers["location"].endswith(f"/Patient/{pid}/_history/2")
+    assert stale.status_code == 412 and stale.json()["resourceType"] == "OperationOutcome"
+    assert patched.status_code == 200 and patched.json()["active"] is False
+    assert wrong_type.status_code == 415 and wrong_type.json()["resourceType"] == "OperationOutcome"
+    assert deleted.status_code == 204
 
 
 async def test_an_unexpected_error_on_the_fast_path_is_a_500_outcome(app, client, monkeypatch):
@@ -75,13 +102,24 @@ async def test_other_shapes_and_types_named_by_routes_take_the_route_table(clien
     assert (await client.get("/Patient/_history")).status_code == 200
     assert (await client.get("/AuditEvent")).status_code == 200
     assert (await client.get("/metadata")).status_code == 200
-    assert routed == ["/NoSuchType", "/Patient/_history", "/AuditEvent", "/metadata"]
+    assert (await client.post("/Patient/_search")).status_code == 200
+    assert (await client.post("/Patient/123")).status_code == 405
+    assert routed == [
+        "/NoSuchType",
+        "/Patient/_history",
+        "/AuditEvent",
+        "/metadata",
+        "/Patient/_search",
+        "/Patient/123",
+    ]
 
 
 def test_types_with_routes_of_their_own_are_left_to_the_route_table(app):
     claimed = claimed_segments(app.routes)
     assert {"AuditEvent", "metadata", "_history", "_simulator"} <= claimed
     assert not {"Patient", "Claim", "Task", "Subscription"} & claimed  # their own routes are longer
+    assert {"_search", "auth", "$reindex"} <= claimed_segments(app.routes, "POST")
+    assert "AuditEvent" not in claimed_segments(app.routes, "POST")  # POST /AuditEvent is the create route
 
 
 def test_a_generic_route_of_another_handler_turns_the_fast_path_off(app):
@@ -92,3 +130,25 @@ def test_a_generic_route_of_another_handler_turns_the_fast_path_off(app):
         return None
 
     assert claimed_segments([*app.routes, *router.routes]) is None
+    assert claimed_segments([*app.routes, *router.routes], "PUT") is not None
+
+
+def test_a_generic_write_route_of_another_handler_turns_the_fast_path_off_for_its_method(app):
+    router = APIRouter()
+
+    @router.put("/{a}/{b}")
+    async def other() -> None:
+        return None
+
+    assert claimed_segments([*app.routes, *router.routes], "PUT") is None
+    assert claimed_segments([*app.routes, *router.routes], "POST") is not None
+
+
+def test_a_route_whose_second_segment_could_be_an_id_turns_the_fast_path_off(app):
+    router = APIRouter()
+
+    @router.post("/{resource_type}/validate")
+    async def other() -> None:
+        return None
+
+    assert claimed_segments([*app.routes, *router.routes], "POST") is None

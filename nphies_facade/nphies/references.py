@@ -29,17 +29,25 @@ def iter_references(node: Any, path: str = "") -> Iterator[Found]:
 
     Nested Bundles are not entered: their references belong to their own message.
     """
+    found: list[Found] = []
+    _collect(node, path, found)
+    return iter(found)
+
+
+def _collect(node: Any, path: str, found: list[Found]) -> None:
+    """Appends what iter_references yields; scalars are not visited (they hold no Reference)."""
     if isinstance(node, dict):
-        if node.get("resourceType") == "Bundle" and path:
+        if path and node.get("resourceType") == "Bundle":
             return
         if isinstance(node.get("reference"), str):
-            yield Found(path, node)
+            found.append(Found(path, node))
         for key, value in node.items():
-            if key != "contained":
-                yield from iter_references(value, f"{path}.{key}" if path else key)
+            if key != "contained" and isinstance(value, dict | list):
+                _collect(value, f"{path}.{key}" if path else key, found)
     elif isinstance(node, list):
         for index, value in enumerate(node):
-            yield from iter_references(value, f"{path}[{index}]")
+            if isinstance(value, dict | list):
+                _collect(value, f"{path}[{index}]", found)
 
 
 def is_local(reference: str) -> bool:

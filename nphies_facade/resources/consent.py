@@ -212,14 +212,29 @@ async def cancel_pending_tasks(
     actor = RequestContext(actor="consent-revocation", scopes=("system/Task.rus",), trace_id=ctx.trace_id)
     cancelled = 0
     for task in await resources_referring(service, "Task", ["subject"], patient):
+        cancelled += await _cancel(service, actor, task)
+    log.info("consent revocation cancelled %d pending Task(s) trace=%s", cancelled, ctx.trace_id)
+
+
+async def _cancel(service: "FhirService", actor: RequestContext, task: dict, tries: int = 5) -> int:
+    """Cancels the Task unless it finished; a workflow step that moved it on meanwhile (412) makes it
+    read the Task again and retry. 1 when it cancelled it."""
+    for _ in range(tries):
         if task.get("status") not in PENDING_TASK_STATUSES:
-            continue
+            return 0
         version = task.get("meta", {}).get("versionId")
         task["status"] = "cancelled"
         task["statusReason"] = {"text": REVOKED_REASON}
         try:
             await service.update(actor, "Task", task["id"], task, if_match=f'W/"{version}"')
-            cancelled += 1
-        except FhirError as exc:  # a concurrent step moved the Task on; it checks consent itself
-            log.warning("could not cancel a pending Task after a consent revocation: %s", exc.status)
-    log.info("consent revocation cancelled %d pending Task(s) trace=%s", cancelled, ctx.trace_id)
+            return 1
+        except FhirError as exc:
+            if exc.status != 412:
+                log.warning("could not cancel a pending Task after a consent revocation: %s", exc.status)
+                return 0
+        stored = await service.store.read("Task", task["id"])
+        if stored is None or stored.body is None:
+            return 0
+        task = orjson.loads(stored.body)
+    log.warning("could not cancel a pending Task after a consent revocation: it kept changing")
+    return 0

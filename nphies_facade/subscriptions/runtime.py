@@ -119,6 +119,9 @@ class SubscriptionRuntime:
         self._stop.clear()
         if self.hub is not None:
             self._tasks.append(asyncio.create_task(self.hub.run(self._stop)))
+        # Every process installs the trigger Subscriptions before it takes writes: an API server that
+        # starts before its worker must not take changes that no Subscription existed to match.
+        await install_subscriptions(self.service, [s for w in self.registry.all() for s in w.subscriptions])
         if self.leadership is None:
             if self.config.redis_url:
                 from .redis_signal import CommitSignal  # redis is needed with a Redis URL only
@@ -128,7 +131,6 @@ class SubscriptionRuntime:
             return
         if self.queue is not None:
             await self.queue.start()
-        await install_subscriptions(self.service, [s for w in self.registry.all() for s in w.subscriptions])
         self.service.commit_hooks.append(self._committed)
         self._tasks.append(asyncio.create_task(self.leadership.run(self._stop, self._lead, self._follow)))
 

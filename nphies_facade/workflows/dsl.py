@@ -115,7 +115,9 @@ class Trigger:
 class Workflow:
     """`subject` maps the triggering resource to the instance's subject reference (`Patient/1`), or None
     when the change does not start an instance. There is at most one open instance per workflow and
-    subject, so a redelivered or repeated trigger never starts a second one."""
+    subject, so a redelivered or repeated trigger never starts a second one. `patient` maps it to the
+    patient the instance is for (`Task.for`), when that is not the subject (a Claim's `patient`): the
+    patient's consent revocation cancels the instance."""
 
     name: str
     title: str
@@ -123,6 +125,7 @@ class Workflow:
     steps: tuple[Step, ...]
     triggers: tuple[Trigger, ...] = ()
     subject: Callable[[dict], str | None] = lambda resource: f"{resource['resourceType']}/{resource['id']}"
+    patient: Callable[[dict], str | None] | None = None
 
     def step(self, name: str) -> Step:
         for step in self.steps:

@@ -3,7 +3,8 @@
 A step job's id is `step:{task id}:{step}:{version}`: it runs the step the Task is at when the Task is
 still at that version and the step is due, and writes the outcome with If-Match on that version, in one
 transaction with the Tasks it opens and the events it emits. A redelivered job, or a second worker, finds
-another version (or gets a 412) and does nothing. Every write enqueues the job of the new version, and the
+another version (or gets a 412) and does nothing. A step that goes on at once runs its next step in the
+same job (each outcome still a version); otherwise a write enqueues the job of the new version, and the
 sweep (timers.py) enqueues whatever is due after a crash, a lost job or a Wait that ended.
 """
 
@@ -78,6 +79,7 @@ class EngineConfig:
     sweep_interval: float = 5.0
     concurrency: int = 8
     sweep_page: int = 500
+    chain: int = 10  # steps one job runs in a row when each goes on to the next at once
 
 
 @dataclass(slots=True)
@@ -113,6 +115,7 @@ class Engine:
         self.operations = operations
         self.registry = registry
         self.runs_jobs = runs_jobs
+        self._running: set[str] = set()  # instances whose steps a job of this process is running
         self.queue = queue if queue is not None else InProcessQueue(self.run, config.concurrency)
         self.sweeper = Sweeper(self, config)
 
@@ -149,13 +152,15 @@ class Engine:
         stored = await self.service.store.vread(resource_type, resource_id, int(version or 0))
         if stored is None or stored.deleted:
             return None
-        subject = workflow.subject(resource_json(stored))
+        resource = resource_json(stored)
+        subject = workflow.subject(resource)
         if not subject:
             return None
+        patient = workflow.patient(resource) if workflow.patient is not None else None
         now = self.now()
         first = workflow.step(workflow.start)
         task = new_instance(
-            workflow, subject, trigger, trace_id or new_trace_id(), now, _deadline(first, now)
+            workflow, subject, trigger, trace_id or new_trace_id(), now, _deadline(first, now), patient
         )
         ctx = self.context(workflow.name, task)
 
@@ -203,16 +208,44 @@ class Engine:
         wait = (state.due - self.now()).total_seconds()
         if wait > 0:
             return wait
-        with bound(trace_of(task) or job_id):
-            await self.run_step(stored, task, state, workflow)
+        if stored.id in self._running:  # a job here runs its steps in a row; it schedules what follows
+            return None
+        self._running.add(stored.id)
+        try:
+            with bound(trace_of(task) or job_id):
+                last = await self.run_steps(stored, task, state, workflow)
+        finally:
+            self._running.discard(stored.id)
+        if last is not None:
+            await self.schedule(*last)
         return None
 
-    async def run_step(self, stored: StoredVersion, task: dict, state: State, workflow: Workflow) -> None:
+    async def run_steps(
+        self, stored: StoredVersion, task: dict, state: State, workflow: Workflow
+    ) -> tuple[StoredVersion, dict] | None:
+        """Runs the step, and the steps it goes on to at once (Next, or a Wait already over) in this job:
+        each outcome is still its own Task version, but the next step skips the queue and a re-read.
+        At most `chain` steps; returns the last version written, whose job the caller enqueues."""
+        for _ in range(self.config.chain):
+            written = await self.run_step(stored, task, state, workflow, schedule_next=False)
+            if written is None:
+                return None
+            stored, task = written
+            state = state_of(task)
+            if state.status != "in-progress" or state.due is None or state.due > self.now():
+                break
+        return stored, task
+
+    async def run_step(
+        self, stored: StoredVersion, task: dict, state: State, workflow: Workflow, schedule_next: bool = True
+    ) -> tuple[StoredVersion, dict] | None:
+        """Runs the step once and writes its outcome; the version written and its Task (None when another
+        writer advanced the instance first)."""
         try:
             step = workflow.step(state.step)
         except KeyError:
-            await self.commit(stored, self._failed(task, state, workflow, "unknown-step", state.step))
-            return
+            change = self._failed(task, state, workflow, "unknown-step", state.step)
+            return await self._written(stored, change, None, schedule_next)
         attempt = state.attempt + 1
         ctx = self.context(workflow.name, task)
         step_ctx = StepContext(
@@ -238,10 +271,17 @@ class Engine:
         finally:
             metrics.STEP_SECONDS.labels(workflow.name, step.name).observe(time.perf_counter() - started)
         try:
-            await self.commit(stored, change, ctx)
+            return await self._written(stored, change, ctx, schedule_next)
         except FhirError as exc:  # an outcome that cannot be stored (an invalid output): no retry helps
             log.error("%s step %s: its outcome was refused (%s)", workflow.name, step.name, exc.status)
-            await self.commit(stored, self._failed(task, state, workflow, "outcome-refused", str(exc)), ctx)
+            change = self._failed(task, state, workflow, "outcome-refused", str(exc))
+            return await self._written(stored, change, ctx, schedule_next)
+
+    async def _written(
+        self, stored: StoredVersion, change: Change, ctx: RequestContext | None, schedule_next: bool
+    ) -> tuple[StoredVersion, dict] | None:
+        version = await self.commit(stored, change, ctx, schedule_next=schedule_next)
+        return None if version is None else (version, change.task)
 
     def _outcome(
         self,
@@ -344,9 +384,15 @@ class Engine:
     # ----- writing -----
 
     async def commit(
-        self, stored: StoredVersion, change: Change, ctx: RequestContext | None = None
+        self,
+        stored: StoredVersion,
+        change: Change,
+        ctx: RequestContext | None = None,
+        *,
+        schedule_next: bool = True,
     ) -> StoredVersion | None:
-        """Writes the change with If-Match on `stored`; None when another writer advanced it first."""
+        """Writes the change with If-Match on `stored`; None when another writer advanced it first.
+        `schedule_next` False: the caller runs or schedules the next step itself."""
         ctx = ctx or self.context(state_of(change.task).workflow, change.task)
 
         async def write(tx: StoreTransaction) -> StoredVersion | None:
@@ -376,7 +422,8 @@ class Engine:
         if version is not None:
             for count in change.counted:
                 count()
-            await self.schedule(version, change.task)
+            if schedule_next:
+                await self.schedule(version, change.task)
         return version
 
     # ----- people -----

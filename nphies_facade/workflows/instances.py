@@ -1,6 +1,7 @@
 """The Task form of a workflow instance, of the Tasks it opens for people, and how to read them back.
 
-An instance is a Task: `code` = the workflow (dsl.WORKFLOW_SYSTEM), `focus`/`for` = the subject,
+An instance is a Task: `code` = the workflow (dsl.WORKFLOW_SYSTEM), `focus` = the subject, `for` = the
+patient it is for (the subject unless the workflow names a patient),
 `businessStatus` = the step (dsl.STEP_SYSTEM; a second coding `escalated` once the step's SLA passed),
 `restriction.period.end` = the step's SLA deadline, `input` = the trigger, `output` = the data the steps
 recorded. The schedule is in extensions, so it survives restarts: when the step is due, how many attempts
@@ -126,9 +127,16 @@ def open_instance_criteria(workflow: str, subject: str) -> str:
 
 
 def new_instance(
-    workflow: Workflow, subject: str, trigger: str, trace_id: str, now: datetime, deadline: datetime | None
+    workflow: Workflow,
+    subject: str,
+    trigger: str,
+    trace_id: str,
+    now: datetime,
+    deadline: datetime | None,
+    patient: str | None = None,
 ) -> dict:
-    """The Task of a new instance, in-progress at the workflow's first step, due now."""
+    """The Task of a new instance, in-progress at the workflow's first step, due now; `for` is the
+    patient when given (the subject is then only the focus), else the subject."""
     stamp = fhir_instant(now)
     task: dict = {
         "resourceType": "Task",
@@ -141,7 +149,7 @@ def new_instance(
         "code": {"coding": [{"system": WORKFLOW_SYSTEM, "code": workflow.name, "display": workflow.title}]},
         "description": workflow.title,
         "focus": {"reference": subject},
-        "for": {"reference": subject},
+        "for": {"reference": patient or subject},
         "authoredOn": stamp,
         "executionPeriod": {"start": stamp},
         "input": [{"type": {"text": "trigger"}, "valueReference": {"reference": trigger}}],

@@ -20,6 +20,8 @@ async def test_json_nested_beyond_the_limit_is_refused_before_parsing(as_token):
         assert response.status_code == 400
         assert "nested deeper than 64" in response.json()["issue"][0]["diagnostics"]
         assert (await app.post("/Patient", json=patient())).status_code == 201
+        brackets_in_text = patient() | {"name": [{"text": "{[" * 70}]}
+        assert (await app.post("/Patient", json=brackets_in_text)).status_code == 201
     assert json_depth(b'{"a": "[[[[[[", "b": [1, {"c": "\\"]]"}]}') == 3
 
 

@@ -117,3 +117,42 @@ async def test_a_conflicting_if_match_in_a_group_fails_alone(service):
     assert isinstance(results[1], FhirError) and results[1].status == 412
     assert (await service.store.read("Patient", second)).version == 1
     assert (await verify_chain(service.store.security())).ok
+
+
+async def test_creations_and_updates_in_one_unit_are_written_in_the_order_they_were_made(store, extractor):
+    await write(store, extractor, patient("u1", "1000000001"))
+    writes = [
+        version_of(patient("c1", "2000000001"), 1, "2024-01-02T00:00:00Z", "POST"),
+        version_of(patient("c2", "2000000002"), 1, "2024-01-02T00:00:00Z", "POST"),
+        version_of(patient("u1", "1000000009"), 2, "2024-01-02T00:00:00Z"),
+        version_of(patient("c3", "2000000003"), 1, "2024-01-02T00:00:00Z", "PUT"),
+    ]
+    async with store.deferred_transaction() as tx:
+        for stored in writes:
+            await tx.write(stored, extractor.extract(orjson.loads(stored.body)), "t")
+    bodies = {v.id: v.body for v in writes}
+    events = (await store.outbox_after(0))[1:]
+    assert [(e.id, e.version, e.action) for e in events] == [
+        ("c1", 1, "create"), ("c2", 1, "create"), ("u1", 2, "update"), ("c3", 1, "create")
+    ]  # fmt: skip
+    history = await store.history(HistoryQuery("Patient"))
+    assert sorted((v.id, v.version, v.method) for v in history) == [
+        ("c1", 1, "POST"), ("c2", 1, "POST"), ("c3", 1, "PUT"), ("u1", 1, "POST"), ("u1", 2, "PUT")
+    ]  # fmt: skip
+    for resource_id, national_id in (("c1", "2000000001"), ("c2", "2000000002"), ("c3", "2000000003")):
+        assert (await store.read("Patient", resource_id)).body == bodies[resource_id]
+        assert await store.find_ids("Patient", [("identifier", national_id)]) == [resource_id]
+    assert await store.find_ids("Patient", [("identifier", "1000000009")]) == ["u1"]
+    assert await store.find_ids("Patient", [("identifier", "1000000001")]) == []
+
+
+async def test_a_unit_creating_a_resource_that_exists_writes_none_of_its_creations(store, extractor):
+    await write(store, extractor, patient("p2", "1000000002"))
+    with pytest.raises(VersionConflict, match="Patient/p2"):
+        async with store.deferred_transaction() as tx:
+            for name in ("p1", "p2", "p3"):
+                stored = version_of(patient(name, f"300000000{name[1]}"), 1, "2024-01-02T00:00:00Z", "POST")
+                await tx.write(stored, extractor.extract(orjson.loads(stored.body)), "t")
+    assert await store.read("Patient", "p1") is None and await store.read("Patient", "p3") is None
+    assert await store.find_ids("Patient", [("identifier", "3000000001")]) == []
+    assert [e.id for e in await store.outbox_after(0)] == ["p2"]

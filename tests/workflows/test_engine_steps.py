@@ -182,3 +182,20 @@ async def test_the_capability_statement_declares_the_task_operations(toys: Toys)
     task = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Task")
     names = {o["name"] for o in task.get("operation", [])}
     assert {"approve", "reject", "retry", "skip"} <= names
+
+
+async def test_steps_that_go_on_at_once_run_in_one_job_yet_each_is_a_version(tmp_path):
+    async with toy_server(tmp_path / "data", sweep_interval=300) as toys:  # no sweep enqueues meanwhile
+        queue = toys.engine.queue
+        enqueue, queued = queue.enqueue, []
+
+        async def recording(job_ids, **options):
+            queued.extend(job_ids)
+            await enqueue(job_ids, **options)
+
+        queue.enqueue = recording
+        subject = await toys.trigger("toy-happy")
+        task = await instance_when(toys.client, "toy-happy", subject, ended, "toy-happy completed")
+        assert [j for j in queued if j.startswith(f"step:{task['id']}:")] == [f"step:{task['id']}:receive:1"]
+        versions = await history(toys.client, task["id"])
+        assert [step_of(v) for v in versions] == ["receive", "check", "finish", "finish"]

@@ -7,7 +7,8 @@ checks under the lock that every version and position read is still current (els
 FhirService runs the write again) and applies the statements. A unit that needs more than that
 (conditional criteria, searches, its own writes read back) turns into an ordinary locked transaction at
 that point: the lock is taken, the reads are checked and the collected statements applied, and the rest
-runs as in SqliteStore.transaction.
+runs as in SqliteStore.transaction. Creations with nothing but audit records between them are collected
+into one CreateBatch (a transaction Bundle's POSTs), written with one statement per table.
 """
 
 from typing import TYPE_CHECKING
@@ -18,10 +19,21 @@ from ..store import IndexValues, OutboxEvent, SearchPage, StoredVersion, StoreTr
 from .connection import begin, commit, rollback, run_on_connection
 from .group_commit import Op, Unit, apply_unit
 from .search_exec import latest_position
-from .writes import prepare_index, write_version
+from .writes import PreparedIndex, create_versions, prepare_index, write_version
 
 if TYPE_CHECKING:
     from .store import SqliteStore, SqliteTransaction
+
+
+class CreateBatch:
+    """An op: first versions written together (create_versions), in the order they came."""
+
+    def __init__(self, params) -> None:
+        self._params = params
+        self.writes: list[tuple[StoredVersion, PreparedIndex, str]] = []
+
+    def __call__(self, db) -> list[OutboxEvent]:
+        return create_versions(db, self._params, self.writes)
 
 
 def _begin_with(db, lock, unit: Unit) -> None:
@@ -34,6 +46,7 @@ class DeferredTransaction(StoreTransaction):
         self._store = store
         self._unit = Unit([])
         self._tx: SqliteTransaction | None = None
+        self._creates: CreateBatch | None = None
         self.wrote = self._unit.types
 
     def defer(self, op: Op) -> bool:
@@ -71,7 +84,14 @@ class DeferredTransaction(StoreTransaction):
             return await self._tx.write_prepared(v, prepared, trace_id)
         params = self._store._params
         self.wrote.add(v.resource_type)
-        self._unit.ops.append(lambda db: write_version(db, params, v, prepared, trace_id))
+        if v.version == 1 and v.body is not None:
+            if self._creates is None:
+                self._creates = CreateBatch(params)
+                self._unit.ops.append(self._creates)
+            self._creates.writes.append((v, prepared, trace_id))
+        else:
+            self._creates = None  # later creations come after this write, as they were made
+            self._unit.ops.append(lambda db: write_version(db, params, v, prepared, trace_id))
         return None
 
     async def find_ids(self, resource_type: str, criteria: list[tuple[str, str]]) -> list[str]:
@@ -86,6 +106,9 @@ class DeferredTransaction(StoreTransaction):
     async def latest_position(self, resource_type: str) -> int:
         if self._tx is not None or resource_type in self.wrote:
             return await (await self._locked()).latest_position(resource_type)
+        seen = self._unit.positions.get(resource_type)
+        if seen is not None:  # a later change fails the unit's check at the commit anyway
+            return seen
         store = self._store
         position = store._watch.cached(resource_type)
         if position is None:

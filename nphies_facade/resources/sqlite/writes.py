@@ -1,7 +1,8 @@
 """The statements of one write (resource, history row, index rows, outbox event), run on the writer's thread.
 
 `prepare_index` turns extracted values into rows before the hand-off, so the writer's thread, which holds
-the write lock, only resolves parameter ids and inserts.
+the write lock, only resolves parameter ids and inserts. `create_versions` writes a run of creations (a
+transaction Bundle's) with one executemany per table.
 """
 
 import sqlite3
@@ -51,6 +52,61 @@ def _store_index(
         rows += [(rid, pid, *row) for row in code_rows]
     if rows:
         db.executemany("INSERT INTO idx VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def _conflicting_create(
+    db: sqlite3.Connection, versions: list[StoredVersion], first_rid: int
+) -> VersionConflict:
+    for rid, v in enumerate(versions, start=first_rid):
+        row = db.execute(
+            "SELECT rid FROM resources WHERE type = ? AND id = ?", (v.resource_type, v.id)
+        ).fetchone()
+        if row is None or row[0] != rid:
+            return VersionConflict(f"{v.resource_type}/{v.id} is no longer at version 0")
+    return VersionConflict("a created resource already exists")
+
+
+def create_versions(
+    db: sqlite3.Connection, pids: Pids, writes: list[tuple[StoredVersion, PreparedIndex, str]]
+) -> list[OutboxEvent]:
+    """What write_version does for each of `writes` (first versions, not deletions), one statement per table;
+    raises VersionConflict when one of them already exists."""
+    versions = [v for v, _, _ in writes]
+    first_rid = (db.execute("SELECT max(rid) FROM resources").fetchone()[0] or 0) + 1
+    before = db.total_changes
+    db.executemany(
+        "INSERT INTO resources (rid, type, id, version, last_updated, deleted, body) VALUES (?, ?, ?, 1, ?, 0, ?) "
+        "ON CONFLICT (type, id) DO NOTHING",
+        [
+            (rid, v.resource_type, v.id, v.last_updated, v.body)
+            for rid, v in enumerate(versions, start=first_rid)
+        ],
+    )
+    if db.total_changes - before != len(versions):
+        raise _conflicting_create(db, versions, first_rid)
+    db.executemany(
+        "INSERT INTO history (rid, type, id, version, last_updated, method, body) VALUES (?, ?, ?, 1, ?, ?, ?)",
+        [
+            (rid, v.resource_type, v.id, v.last_updated, v.method, v.body)
+            for rid, v in enumerate(versions, start=first_rid)
+        ],
+    )
+    rows = []
+    for rid, (v, index, _) in enumerate(writes, start=first_rid):
+        for code, code_rows in index:
+            pid = pids.ensure_sync(db, v.resource_type, code)
+            rows += [(rid, pid, *row) for row in code_rows]
+    if rows:
+        db.executemany("INSERT INTO idx VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    db.executemany(
+        "INSERT INTO outbox (type, id, version, action, at, trace_id) VALUES (?, ?, 1, 'create', ?, ?)",
+        [(v.resource_type, v.id, v.last_updated, trace_id) for v, _, trace_id in writes],
+    )
+    first_seq = db.execute("SELECT last_insert_rowid()").fetchone()[0] - len(writes) + 1
+    return [
+        OutboxEvent(seq, v.resource_type, v.id, 1, "create", v.last_updated, trace_id)
+        for seq, (v, _, trace_id) in enumerate(writes, start=first_seq)
+    ]
 
 
 def write_version(

@@ -92,12 +92,16 @@ class JsonLimits:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        if json_depth(body) > self.max_depth:
+        if self._may_be_too_deep(body) and json_depth(body) > self.max_depth:
             await self._refuse(
                 send, 400, "structure", f"The JSON body is nested deeper than {self.max_depth} levels"
             )
             return
         await self.app(scope, _replay(body, receive), send)
+
+    def _may_be_too_deep(self, body: bytes) -> bool:
+        """False when there are too few opening brackets (in strings or not) to reach the limit."""
+        return body.count(b"{") + body.count(b"[") > self.max_depth
 
     @staticmethod
     def _is_json(scope: Scope) -> bool:

@@ -56,6 +56,10 @@ async def _message_findings(step: StepContext, claim: dict) -> list[str]:
 
 
 async def submit(step: StepContext) -> Outcome:
+    claim = await common.require(step, step.subject, "claim")
+    await common.require_consent(
+        step, common.referenced(claim.get("patient")) or "", common.referenced(claim.get("insurer"))
+    )
     claim_id = step.subject.partition("/")[2]
     try:
         submitted = await step.operations.submit(step.ctx, claim_id, None)
@@ -212,6 +216,11 @@ def claim_subject(resource: dict) -> str | None:
     return f"Claim/{resource['id']}"
 
 
+def claim_patient(resource: dict) -> str | None:
+    """The Claim's patient: the instance is for them, so revoking their consent cancels it."""
+    return common.referenced(resource.get("patient"))
+
+
 def workflow(journey: JourneySettings | None = None) -> Workflow:
     journey = journey or from_environment()
     return Workflow(
@@ -220,6 +229,7 @@ def workflow(journey: JourneySettings | None = None) -> Workflow:
         start="validate",
         triggers=(Trigger("Claim?status=active"),),
         subject=claim_subject,
+        patient=claim_patient,
         steps=(
             Step("validate", validate, Retry(attempts=3, initial=1.0)),
             Step("submit", submit, Retry(attempts=5, initial=2.0, maximum=120.0)),

@@ -44,7 +44,8 @@ async def require(step: StepContext, ref: str | None, what: str) -> dict:
 
 async def require_consent(step: StepContext, patient: str, payer: str | None) -> str:
     """The Consent that lets the patient's data go to the payer; else the step fails (consent-missing,
-    or consent-denied), so a journey never shares data without it."""
+    or consent-denied), so a journey never shares data without it. Steps that send to NPHIES call it
+    again right before sending: a revocation since validation stops them."""
     decision = await consent.check(step.service, patient, settings(step).consent_purpose, payer)
     if not decision.permitted:
         raise StepFailed(decision.code, f"{decision.reason} (sharing {patient} with {payer})")

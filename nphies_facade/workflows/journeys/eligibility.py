@@ -57,6 +57,7 @@ async def _active_coverage(step: StepContext, patient: str) -> dict | None:
 
 async def eligibility(step: StepContext) -> Outcome:
     coverage_ref = common.referenced(step.output("coverage")) or ""
+    await common.require_consent(step, step.subject, common.referenced(step.output("payer")))
     try:
         answer = await step.operations.eligibility(step.ctx, coverage_ref.partition("/")[2], None)
     except FhirError as exc:
