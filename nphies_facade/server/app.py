@@ -87,9 +87,10 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
         try:
             yield
         finally:
+            # Subscriptions first: their trigger jobs start workflow instances, so the engine outlives them.
+            await subscriptions.stop()
             await app.state.workflows.stop()
             await app.state.nphies.stop()
-            await subscriptions.stop()
             await security.stop()
             await app.state.service.close()
             await store.close()
