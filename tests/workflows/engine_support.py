@@ -2,12 +2,10 @@
 test's event loop, on a virtual clock; and helpers to start toy instances and follow their Tasks."""
 
 import asyncio
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -18,6 +16,7 @@ from nphies_facade.server.settings import Settings
 from nphies_facade.subscriptions.topics import EVENT_SYSTEM
 from nphies_facade.workflows.dsl import STEP_SYSTEM, WORKFLOW_SYSTEM
 from nphies_facade.workflows.engine import Engine
+from nphies_facade.workflows.journeys.harness import VirtualClock, free_port
 
 from . import toy_workflows
 
@@ -25,25 +24,6 @@ FHIR_JSON = "application/fhir+json"
 TOY_MODULE = "tests.workflows.toy_registered"
 TOY_SYSTEM = "urn:test:toy"
 EFFECT_SYSTEM = "urn:test:toy-effect"
-
-
-class VirtualClock:
-    """Real time plus an offset that a test moves forward."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta()
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.offset
-
-    def advance(self, delta: timedelta) -> None:
-        self.offset += delta
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def toy_env() -> dict[str, str]:
