@@ -15,9 +15,9 @@ import contextlib
 import logging
 
 from ..resources.context import RequestContext
-from ..resources.searching import SearchOptions
 from ..resources.service import FhirService, resource_json
 from ..resources.store import StoredVersion
+from ..resources.sweeps import repeat_sweep, search_pages
 from ..subscriptions.queue import InProcessQueue, JobQueue
 from .codes import OPERATION_CODES, SUBMIT
 from .config import OperationsConfig
@@ -81,37 +81,18 @@ class StepScheduler:
     async def sweep(self, everything: bool = False) -> int:
         """Enqueues the open submit Tasks whose step is due (`everything`: all of them); returns how many."""
         ctx = RequestContext.system("operation:submit")
-        params = [
-            ("code", f"{OPERATION_CODES}|{SUBMIT}"),
-            ("status", OPEN_STATUSES),
-            ("_count", str(SWEEP_PAGE)),
-        ]
+        params = [("code", f"{OPERATION_CODES}|{SUBMIT}"), ("status", OPEN_STATUSES)]
         found = 0
-        cursor: str | None = None
-        while True:
-            page = params + ([("_cursor", cursor)] if cursor else [])
-            result = await self.service.search(("Task",), page, SearchOptions(max_count=SWEEP_PAGE), ctx=ctx)
+        async for matches in search_pages(self.service, "Task", params, SWEEP_PAGE, ctx):
             now = self.service.clock().timestamp()
-            ids = [job_id(v.id) for v in result.matches if everything or _overdue(v, now)]
+            ids = [job_id(v.id) for v in matches if everything or _overdue(v, now)]
             await self.queue.enqueue(ids)
             found += len(ids)
-            cursor = result.next_cursor
-            if not cursor:
-                return found
+        return found
 
     async def _sweep_periodically(self) -> None:
-        everything = True
-        while not self._stop.is_set():
-            try:
-                count = await self.sweep(everything)
-                everything = False
-                if count:
-                    log.debug("sweep enqueued %d open submit Tasks", count)
-            except Exception as exc:  # the next sweep tries again
-                log.warning("sweep of submit Tasks failed: %s", type(exc).__name__)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.config.sweep_interval):
-                    await self._stop.wait()
+        interval = self.config.sweep_interval
+        await repeat_sweep(self.sweep, interval, self._stop, log, "sweep of submit Tasks")
 
 
 def _overdue(stored: StoredVersion, now: float) -> bool:

@@ -13,8 +13,8 @@ import logging
 from typing import TYPE_CHECKING
 
 from ..resources.context import RequestContext
-from ..resources.searching import SearchOptions
 from ..resources.service import resource_json
+from ..resources.sweeps import repeat_sweep, search_pages
 from .dsl import WORKFLOW_SYSTEM
 from .instances import state_of
 
@@ -51,19 +51,12 @@ class Sweeper:
         """Enqueues the instances whose step is due (`everything`: that have a step scheduled) and
         escalates those past their SLA deadline; returns how many it enqueued or escalated."""
         engine = self.engine
-        params = [
-            ("code", f"{WORKFLOW_SYSTEM}|"),
-            ("status", SWEPT_STATUSES),
-            ("_count", str(self.config.sweep_page)),
-        ]
+        params = [("code", f"{WORKFLOW_SYSTEM}|"), ("status", SWEPT_STATUSES)]
         ctx = RequestContext.system(SWEEP_ACTOR)
-        options = SearchOptions(max_count=self.config.sweep_page)
-        found, cursor = 0, None
-        while True:
-            page = params + ([("_cursor", cursor)] if cursor else [])
-            result = await engine.service.search(("Task",), page, options, ctx=ctx)
+        found = 0
+        async for matches in search_pages(engine.service, "Task", params, self.config.sweep_page, ctx):
             now = engine.now()
-            for stored in result.matches:
+            for stored in matches:
                 task = resource_json(stored)
                 state = state_of(task)
                 if state.deadline is not None and state.deadline <= now and not state.escalated:
@@ -76,21 +69,8 @@ class Sweeper:
                 ):
                     await engine.schedule(stored, task)
                     found += 1
-            cursor = result.next_cursor
-            if not cursor:
-                return found
+        return found
 
     async def _periodically(self) -> None:
-        everything = True
-        while not self._stop.is_set():
-            self.wakeup.clear()
-            try:
-                count = await self.sweep(everything)
-                everything = False
-                if count:
-                    log.debug("workflow sweep enqueued or escalated %d instances", count)
-            except Exception as exc:  # the next sweep tries again
-                log.warning("workflow sweep failed: %s", type(exc).__name__)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.config.sweep_interval):
-                    await self.wakeup.wait()
+        interval = self.config.sweep_interval
+        await repeat_sweep(self.sweep, interval, self._stop, log, "workflow sweep", self.wakeup)

@@ -26,6 +26,10 @@ TOY_SYSTEM = "urn:test:toy"
 EFFECT_SYSTEM = "urn:test:toy-effect"
 
 
+def ended(task: dict) -> bool:
+    return task["status"] in ("completed", "failed", "cancelled")
+
+
 def toy_env() -> dict[str, str]:
     """Settings for a toy server process: fast relay, sweeps and retries."""
     return {

@@ -13,6 +13,7 @@ from ..subscriptions.processes import Server
 from .engine_support import (
     FHIR_JSON,
     effects,
+    ended,
     events,
     eventually,
     history,
@@ -22,10 +23,6 @@ from .engine_support import (
     toy_server,
     trigger,
 )
-
-
-def ended(task: dict) -> bool:
-    return task["status"] in ("completed", "failed", "cancelled")
 
 
 async def test_a_redelivered_job_and_a_second_worker_advance_the_instance_once(tmp_path):

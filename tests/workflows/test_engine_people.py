@@ -1,34 +1,21 @@
 """People in the loop over real HTTP: an AskPerson step opens a decision Task and the instance waits until
 the Task is completed or rejected, through PUT/PATCH or through $approve and $reject."""
 
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-
-import pytest
 
 from nphies_facade.workflows.instances import HUMAN_SYSTEM, timeline
 
 from .engine_support import (
     Toys,
     effects,
+    ended,
     instance_when,
     output,
     parameters,
     person_tasks,
     step_of,
-    toy_server,
 )
 from .toy_workflows import REVIEWER
-
-
-@pytest.fixture
-async def toys(tmp_path) -> AsyncIterator[Toys]:
-    async with toy_server(tmp_path / "data") as served:
-        yield served
-
-
-def ended(task: dict) -> bool:
-    return task["status"] in ("completed", "failed", "cancelled")
 
 
 async def asked(toys: Toys, subject: str) -> tuple[dict, dict]:

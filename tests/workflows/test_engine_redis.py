@@ -12,6 +12,7 @@ from ..subscriptions.processes import Server, Worker
 from ..subscriptions.receiver import free_port
 from .engine_support import (
     FHIR_JSON,
+    ended,
     eventually,
     instance_when,
     instances,
@@ -30,10 +31,6 @@ def redis_url() -> Iterator[str]:
     redis.start()
     yield redis.url
     redis.stop()
-
-
-def ended(task: dict) -> bool:
-    return task["status"] in ("completed", "failed", "cancelled")
 
 
 async def test_instances_run_in_the_worker_and_resume_after_an_approval_on_the_api_server(

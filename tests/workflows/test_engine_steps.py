@@ -1,16 +1,13 @@
 """The engine over real HTTP with toy workflows: an instance per trigger, its steps advancing the Task,
 retries, failures, and the manual overrides $retry and $skip."""
 
-from collections.abc import AsyncIterator
-
-import pytest
-
 from nphies_facade.workflows.dsl import WORKFLOW_SYSTEM
 from nphies_facade.workflows.instances import TRIGGER_IDENTIFIER, timeline
 
 from .engine_support import (
     Toys,
     effects,
+    ended,
     events,
     history,
     instance_when,
@@ -20,16 +17,6 @@ from .engine_support import (
     step_of,
     toy_server,
 )
-
-
-@pytest.fixture
-async def toys(tmp_path) -> AsyncIterator[Toys]:
-    async with toy_server(tmp_path / "data") as served:
-        yield served
-
-
-def ended(task: dict) -> bool:
-    return task["status"] in ("completed", "failed", "cancelled")
 
 
 async def test_a_trigger_starts_one_instance_that_runs_its_steps_to_the_end(toys: Toys):

@@ -11,6 +11,7 @@ from nphies_facade.workflows.instances import ESCALATED, HUMAN_SYSTEM, STEP_DUE,
 from .engine_support import (
     VirtualClock,
     effects,
+    ended,
     events,
     history,
     instance_when,
@@ -20,10 +21,6 @@ from .engine_support import (
     toy_server,
 )
 from .toy_workflows import SUPERVISOR
-
-
-def ended(task: dict) -> bool:
-    return task["status"] in ("completed", "failed", "cancelled")
 
 
 def due_of(task: dict) -> datetime:
