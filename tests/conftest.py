@@ -17,6 +17,8 @@ os.environ.setdefault("NPHIES_FACADE_AUTH", "off")
 # The journeys run by default; suites that are not about them start apps and servers without them (the
 # journey tests install them themselves).
 os.environ.setdefault("NPHIES_FACADE_WORKFLOW_MODULES", "")
+# Resources the server builds itself skip validation in production; here every one of them is validated.
+os.environ.setdefault("NPHIES_FACADE_VALIDATE_OWN_RESOURCES", "true")
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 FHIR_EXAMPLES = SHARED / "fhir-examples"

@@ -148,7 +148,7 @@ class ExchangeRecorder:
             contents,
             f"{message.event} to NPHIES: not sent yet",
         )
-        result = await self.service.create(self.ctx, record, tx=tx, resource_id=record_id)
+        result = await self.service.create(self.ctx, record, tx=tx, resource_id=record_id, trusted=True)
         assert result.version is not None
         return result.version.id
 
@@ -180,10 +180,12 @@ class ExchangeRecorder:
             _description(exchange),
         )
         if record_id is None:
-            result = await self.service.create(self.ctx, record, tx=tx)
+            result = await self.service.create(self.ctx, record, tx=tx, trusted=True)
         else:
             record["id"] = record_id
-            result = await self.service.update(self.ctx, "DocumentReference", record_id, record, tx=tx)
+            result = await self.service.update(
+                self.ctx, "DocumentReference", record_id, record, tx=tx, trusted=True
+            )
         assert result.version is not None
         await audit.record(
             self.service,

@@ -262,10 +262,13 @@ class SubmitSteps:
 
         return await in_transaction(self.service, write)
 
-    async def _update(self, stored: StoredVersion, task: dict, tx: StoreTransaction) -> StoredVersion:
+    async def _update(
+        self, stored: StoredVersion, task: dict, tx: StoreTransaction, trusted: bool = True
+    ) -> StoredVersion:
+        """`trusted` unless the Task now holds something NPHIES sent (an OperationOutcome it answered)."""
         try:
             result = await self.service.update(
-                self.ctx, "Task", stored.id, task, if_match=f'W/"{stored.version}"', tx=tx
+                self.ctx, "Task", stored.id, task, if_match=f'W/"{stored.version}"', tx=tx, trusted=trusted
             )
         except FhirError as exc:
             if exc.status in (409, 412):
@@ -322,7 +325,7 @@ class SubmitSteps:
                 assert result.version is not None
                 add_output(task, kind, f"{resource['resourceType']}/{result.version.id}")
             _apply(task, settlement, now)
-            await self._update(stored, task, tx)
+            await self._update(stored, task, tx, trusted=settlement.errors is None)
 
         await in_transaction(self.service, write)
         _observe_preauth(task, settlement, now)

@@ -84,7 +84,7 @@ class SubmitOperation:
         async def write(tx: StoreTransaction) -> Submitted:
             criteria = submit_criteria(claim_id, version)
             result = await self.service.create(
-                system, task, if_none_exist=criteria, tx=tx, resource_id=task_id
+                system, task, if_none_exist=criteria, tx=tx, resource_id=task_id, trusted=True
             )
             assert result.version is not None
             if result.created:

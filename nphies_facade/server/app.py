@@ -67,7 +67,14 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
         app.state.store = store
         app.state.registry = registry
         app.state.security = security
-        app.state.service = FhirService(store, extractor, clock, security.authorizer, security.auditor)
+        app.state.service = FhirService(
+            store,
+            extractor,
+            clock,
+            security.authorizer,
+            security.auditor,
+            validate_own=settings.validate_own_resources,
+        )
         security.start(app.state.service)
         await app.state.service.open()
         subscriptions = SubscriptionRuntime(

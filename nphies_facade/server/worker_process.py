@@ -26,7 +26,14 @@ async def run(settings: Settings) -> None:
     await store.open()
     extractor = Extractor(SearchRegistry())
     security = SecurityRuntime(settings, store, extractor, system_clock)
-    service = FhirService(store, extractor, system_clock, security.authorizer, security.auditor)
+    service = FhirService(
+        store,
+        extractor,
+        system_clock,
+        security.authorizer,
+        security.auditor,
+        validate_own=settings.validate_own_resources,
+    )
     security.start(service)
     await service.open()
     operations = nphies_wiring.nphies_operations(
