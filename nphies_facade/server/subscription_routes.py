@@ -129,7 +129,8 @@ async def subscription_events(request: Request, subscription_id: str) -> Respons
 
 
 async def _add_resources(request: Request, bundle: dict, events: list[SubscriptionEvent]) -> None:
-    """Each event's focus as that event wrote it, when the caller may read it."""
+    """Each event's focus as that event wrote it, when the caller may read it; a deletion's entry has
+    no resource."""
     bodies = await _runtime(request).ledger.bodies(events)
     versions = {
         event.seq: StoredVersion(
@@ -144,7 +145,9 @@ async def _add_resources(request: Request, bundle: dict, events: list[Subscripti
     allowed = {(v.resource_type, v.id, v.version) for v in visible}
     for event in events:
         version = versions.get(event.seq)
-        if version is not None and (version.resource_type, version.id, version.version) in allowed:
+        if event.action == "delete":
+            add_focus(bundle, base_url(request), event, None)
+        elif version is not None and (version.resource_type, version.id, version.version) in allowed:
             add_focus(bundle, base_url(request), event, version.body)
 
 
@@ -210,7 +213,9 @@ async def websocket_channel(websocket: WebSocket) -> None:
         runtime.hub.unbind(websocket)
 
 
-async def _websocket_caller(websocket: WebSocket, security: SecurityRuntime, token: str) -> RequestContext | None:
+async def _websocket_caller(
+    websocket: WebSocket, security: SecurityRuntime, token: str
+) -> RequestContext | None:
     """The token's caller; an unusable token ends the connection (close code 1008, policy violation)."""
     try:
         return await security.authenticate_token(token, new_trace_id())

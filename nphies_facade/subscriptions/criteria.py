@@ -2,7 +2,9 @@
 
 Criteria are parsed with the search QueryParser and must be evaluable against one resource in memory
 (no chains, no _has, no result parameters); channels are rest-hook, websocket, or message with a workflow
-endpoint (`urn:nphies-facade:workflow:{name}`).
+endpoint (`urn:nphies-facade:workflow:{name}`). A rest-hook or websocket Subscription on criteria may ask
+to be notified of deletions too (the NOTIFY_DELETES extension); the version before the deletion is the one
+matched.
 """
 
 import re
@@ -32,6 +34,7 @@ LIVE_STATUSES = frozenset({"requested", "active", "error"})
 PAYLOAD_TYPES = frozenset({"application/fhir+json", "application/json"})
 WORKFLOW_PREFIX = "urn:nphies-facade:workflow:"
 WORKFLOW_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+NOTIFY_DELETES = "urn:nphies-facade:subscription:notify-deletes"
 T = TypeVar("T")
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
@@ -60,6 +63,7 @@ class SubscriptionSpec:
     channel: Channel
     end: float | None = None
     topic: str | None = None  # a workflow event topic's canonical URL (see topics.py)
+    deletes: bool = False  # deletions of matching resources notify too
 
     @property
     def codes(self) -> frozenset[str]:
@@ -98,6 +102,25 @@ def _headers(channel: dict) -> tuple[tuple[str, str], ...]:
             raise _invalid("A channel header is written 'Name: value'", f"Subscription.channel.header[{i}]")
         headers.append((name.strip(), value.strip()))
     return tuple(headers)
+
+
+def _notify_deletes(resource: dict, channel: Channel, topic: str | None) -> bool:
+    values = [
+        e.get("valueBoolean")
+        for e in resource.get("extension") or []
+        if isinstance(e, dict) and e.get("url") == NOTIFY_DELETES
+    ]
+    if not values:
+        return False
+    if len(values) > 1 or not isinstance(values[0], bool):
+        raise _invalid(f"{NOTIFY_DELETES} is one valueBoolean", "Subscription.extension")
+    if values[0] and (topic is not None or channel.type == MESSAGE):
+        raise _invalid(
+            "Deletions notify rest-hook and websocket Subscriptions on criteria, not topics or workflows",
+            "Subscription.extension",
+            "not-supported",
+        )
+    return values[0]
 
 
 def read_channel(resource: dict) -> Channel:
@@ -173,15 +196,17 @@ class CriteriaParser:
             name, text = topic_search(str(text))
             topic = topic_url(name)
         resource_type, criteria = self._wrap(lambda: self.criteria(text))
+        channel = read_channel(resource)
         return SubscriptionSpec(
             str(resource.get("id", "")),
             version,
             str(resource.get("status", "")),
             resource_type,
             criteria,
-            read_channel(resource),
+            channel,
             _end(resource),
             topic,
+            _notify_deletes(resource, channel, topic),
         )
 
     @staticmethod

@@ -28,6 +28,7 @@ class Notification:
     body: bytes = b""
     resource_type: str | None = None
     resource_id: str | None = None
+    deleted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +53,7 @@ class RestHookSender:
         self, spec: SubscriptionSpec, note: Notification, now: float
     ) -> tuple[str, str, list[tuple[str, str]]]:
         """(method, url, headers). With a payload an event is a PUT of the resource to
-        [endpoint]/[type]/[id]; everything else is a POST to the endpoint."""
+        [endpoint]/[type]/[id] (a DELETE there for a deletion); everything else is a POST to the endpoint."""
         endpoint = spec.channel.endpoint or ""
         headers = {name.lower(): value for name, value in spec.channel.headers}
         timestamp = str(int(now))
@@ -70,7 +71,7 @@ class RestHookSender:
         headers.pop("host", None)
         if spec.channel.payload and note.kind == EVENT and spec.topic is None:
             return (
-                "PUT",
+                "DELETE" if note.deleted else "PUT",
                 f"{endpoint.rstrip('/')}/{note.resource_type}/{note.resource_id}",
                 list(headers.items()),
             )

@@ -110,6 +110,11 @@ class SubscriptionIndex:
     def has_type(self, resource_type: str) -> bool:
         return resource_type in self._by_type
 
+    def notifies_deletes(self, resource_type: str) -> bool:
+        """Whether a Subscription on this type asks to hear of deletions."""
+        on_type = self._by_type.get(resource_type)
+        return on_type is not None and any(s.deletes for s in on_type.specs.values())
+
     def candidates(
         self, resource_type: str, values: dict[str, list[IndexValue]]
     ) -> Iterable[SubscriptionSpec]:

@@ -139,6 +139,8 @@ class Relay:
                 applied.append(self._apply(event, bodies.get(event.seq), batch))
             if event.action != "delete" and self.index.has_type(event.resource_type):
                 matches += self._match(event, bodies.get(event.seq), now)
+            elif event.action == "delete" and self.index.notifies_deletes(event.resource_type):
+                matches += self._match(event, await self._before_deletion(event), now, deletion=True)
         batch.events = await self._ledger.record_batch(
             RELAY, self.cursor, events[-1].seq, applied, matches, now
         )
@@ -176,7 +178,16 @@ class Relay:
             batch.requested.append(spec)
         return AppliedSubscription(event.id, event.version, deleted=body is None, requested=requested)
 
-    def _match(self, event: OutboxEvent, body: bytes | None, now: float) -> list[Match]:
+    async def _before_deletion(self, event: OutboxEvent) -> bytes | None:
+        """The version a deletion ended, which its Subscriptions are matched against."""
+        if event.version < 2:
+            return None
+        stored = await self._store.vread(event.resource_type, event.id, event.version - 1)
+        return stored.body if stored is not None and not stored.deleted else None
+
+    def _match(
+        self, event: OutboxEvent, body: bytes | None, now: float, deletion: bool = False
+    ) -> list[Match]:
         if body is None:
             return []
         values = self._values(event.resource_type, body)
@@ -190,7 +201,7 @@ class Relay:
                 s.channel.workflow,
             )
             for s in self.index.candidates(event.resource_type, values)
-            if s.is_live(now) and s.matches(values, now_ms)
+            if (s.deletes or not deletion) and s.is_live(now) and s.matches(values, now_ms)
         ]
 
     def _values(self, resource_type: str, body: bytes) -> IndexValues:

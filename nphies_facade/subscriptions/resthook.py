@@ -278,7 +278,14 @@ class SubscriptionDelivery:
                 delay = event.next_at - now
                 break
             content = await self._content(spec, event, body)
-            note = Notification(EVENT, event.number, content, event.resource_type, event.resource_id)
+            note = Notification(
+                EVENT,
+                event.number,
+                content,
+                event.resource_type,
+                event.resource_id,
+                event.action == "delete",
+            )
             result = await self._sender.send(spec, note, now)
             attempts.append(self._attempt(event.number, now, result))
             tries = event.attempts + 1

@@ -68,6 +68,71 @@ async def test_a_connection_the_endpoint_closed_while_idle_is_reopened_without_a
         receiver.stop()
 
 
+NOTIFY_DELETES = [{"url": "urn:nphies-facade:subscription:notify-deletes", "valueBoolean": True}]
+
+
+async def test_a_deletion_notifies_only_the_subscriptions_that_ask_for_deletions(api, receiver):
+    criteria = "Patient?gender=female"
+    deletes = await subscribe(
+        api, rest_hook(receiver.url + "/fhir", criteria, payload=True, extension=NOTIFY_DELETES)
+    )
+    empty = await subscribe(api, rest_hook(receiver.url + "/hook", criteria, extension=NOTIFY_DELETES))
+    plain = await subscribe(api, rest_hook(receiver.url + "/plain", criteria, payload=True))
+
+    created = (await api.post("/Patient", json=patient("Alqahtani"))).json()
+    assert (await api.delete(f"/Patient/{created['id']}")).status_code in (200, 204)
+    await receiver.wait_for(lambda: receiver.numbers(deletes) == [1, 2] and receiver.numbers(empty) == [1, 2])
+    put, delete = receiver.requests(deletes)
+    assert (put.method, delete.method) == ("PUT", "DELETE")
+    assert delete.path == f"/fhir/Patient/{created['id']}" and delete.body == b""
+    assert delete.signature_ok is True
+    assert [(r.method, r.path, r.body) for r in receiver.requests(empty)] == [("POST", "/hook", b"")] * 2
+
+    await api.post("/Patient", json=patient("Later"))
+    await receiver.wait_for(lambda: receiver.numbers(plain) == [1, 2])
+    assert [r.method for r in receiver.requests(plain)] == ["PUT", "PUT"]
+    events = (await api.get(f"/Subscription/{deletes}/$events")).json()
+    status, created_entry, deletion, later = events["entry"]
+    assert deletion["request"] == {"method": "DELETE", "url": f"Patient/{created['id']}"}
+    assert "resource" not in deletion and created_entry["resource"]["id"] == created["id"]
+
+
+async def test_a_deletion_matches_the_version_it_ended(api, receiver):
+    sub = await subscribe(
+        api,
+        rest_hook(receiver.url + "/fhir", "Patient?gender=female", payload=True, extension=NOTIFY_DELETES),
+    )
+    male = (await api.post("/Patient", json=patient("Alharbi", "male"))).json()
+    await api.delete(f"/Patient/{male['id']}")
+    female = (await api.post("/Patient", json=patient("Alqahtani"))).json()
+    await api.delete(f"/Patient/{female['id']}")
+    await receiver.wait_for(lambda: receiver.numbers(sub) == [1, 2])
+    assert [(r.method, r.path) for r in receiver.requests(sub)] == [
+        ("PUT", f"/fhir/Patient/{female['id']}"),
+        ("DELETE", f"/fhir/Patient/{female['id']}"),
+    ]
+
+
+async def test_deletions_are_refused_for_workflow_and_topic_subscriptions(api):
+    workflow = {
+        "resourceType": "Subscription",
+        "status": "requested",
+        "reason": "test",
+        "criteria": "Patient?gender=female",
+        "channel": {"type": "message", "endpoint": "urn:nphies-facade:workflow:demo"},
+        "extension": NOTIFY_DELETES,
+    }
+    refused = await api.post("/Subscription", json=workflow)
+    assert refused.status_code == 400
+    assert refused.json()["issue"][0]["expression"] == ["Subscription.extension"]
+    broken = rest_hook(
+        "http://127.0.0.1:9/hook",
+        "Patient?gender=female",
+        extension=[{"url": NOTIFY_DELETES[0]["url"], "valueString": "yes"}],
+    )
+    assert (await api.post("/Subscription", json=broken)).status_code == 400
+
+
 async def test_a_rolled_back_transaction_produces_no_notification(api, receiver):
     sub = await subscribe(api, rest_hook(receiver.url + "/fhir", "Patient?gender=female", payload=True))
     bundle = {

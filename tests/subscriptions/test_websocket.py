@@ -56,6 +56,25 @@ async def test_bound_clients_are_pinged_for_each_event(embedded_server, http_cli
         await second.close()
 
 
+async def test_a_deletion_pings_a_client_whose_subscription_asks_for_deletions(embedded_server, http_client):
+    owner = uuid.uuid4().hex
+    subscription = websocket_subscription(f"Task?owner=Organization/{owner}")
+    subscription["extension"] = [
+        {"url": "urn:nphies-facade:subscription:notify-deletes", "valueBoolean": True}
+    ]
+    sub = await subscribe(http_client, subscription)
+    socket = await bind(embedded_server, sub)
+    try:
+        created = await http_client.post(
+            "/Task", json=task(owner), headers={"Content-Type": "application/fhir+json"}
+        )
+        assert await asyncio.wait_for(socket.recv(), 5) == f"ping {sub}"
+        await http_client.delete(f"/Task/{created.json()['id']}")
+        assert await asyncio.wait_for(socket.recv(), 5) == f"ping {sub}"
+    finally:
+        await socket.close()
+
+
 async def test_a_client_that_goes_away_is_forgotten_and_the_subscription_stays_active(
     embedded_server, http_client
 ):
