@@ -284,9 +284,12 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def post_all(
-    base: str, bundles: list[dict], clients: int, prefer: str
+    base: str, bundles: list[dict], clients: int, prefer: str, keep_alive: bool = False
 ) -> tuple[float, list[float], int]:
-    """Posts every bundle with `clients` concurrent clients; returns elapsed s, latencies s, resources created."""
+    """Posts every bundle with `clients` concurrent clients; returns elapsed s, latencies s, resources created.
+    Each bundle goes on a new connection (as EMR interfaces post them), so with several server processes
+    the one free to accept takes it; `keep_alive` reuses each client's connection instead, and the
+    processes then share the clients' few connections as the kernel handed them out."""
     queue: asyncio.Queue[bytes] = asyncio.Queue()
     for bundle in bundles:
         queue.put_nowait(orjson.dumps(bundle))
@@ -296,7 +299,8 @@ async def post_all(
 
     async def client() -> None:
         nonlocal created
-        async with httpx.AsyncClient(base_url=base, headers=headers, timeout=120.0) as http:
+        limits = httpx.Limits(max_keepalive_connections=None if keep_alive else 0)
+        async with httpx.AsyncClient(base_url=base, headers=headers, timeout=120.0, limits=limits) as http:
             while not queue.empty():
                 body = queue.get_nowait()
                 started = time.perf_counter()
@@ -374,6 +378,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--prefer", choices=["minimal", "representation", "OperationOutcome"], default="minimal"
     )
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--keep-alive",
+        action="store_true",
+        help="each client reuses one connection (default: one per bundle)",
+    )
     parser.add_argument("--profile", type=Path, help="record a py-spy profile of the server into DIR")
     parser.add_argument("--profile-format", choices=sorted(PROFILE_SUFFIX), default="flamegraph")
     return parser.parse_args(argv)
@@ -394,7 +403,9 @@ def main(argv: list[str] | None = None) -> int:
             seed_organizations(base)
             asyncio.run(post_all(base, warmup, args.clients, args.prefer))
             cpu_before = cpu_seconds(server.pid)
-            elapsed, latencies, created = asyncio.run(post_all(base, measured, args.clients, args.prefer))
+            elapsed, latencies, created = asyncio.run(
+                post_all(base, measured, args.clients, args.prefer, args.keep_alive)
+            )
             server_cpu = cpu_seconds(server.pid) - cpu_before
         finally:
             stop_server(server)
@@ -406,7 +417,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine:  {machine()}")
     print(
         f"workload: {len(measured)} transaction bundles x {args.entries} entries, {args.clients} clients, "
-        f"{args.workers} server process(es), Prefer: return={args.prefer}, {args.warmup} warm-up bundles"
+        f"{args.workers} server process(es), Prefer: return={args.prefer}, {args.warmup} warm-up bundles, "
+        f"{'one connection per client' if args.keep_alive else 'a connection per bundle'}"
     )
     print(
         f"server:   {created} resources committed in {elapsed:.2f} s = {rate:,.0f} resources/s; per bundle "

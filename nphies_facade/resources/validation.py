@@ -1,7 +1,7 @@
 """Parsing and validation of incoming FHIR JSON: bytes in, a checked plain dict out.
 
-The R4B models of fhir.resources validate; the caller keeps the original dict, so nothing is
-re-serialised through the model.
+The R4B models of fhir.resources validate (structure_check.py answers first for what it is sure of); the
+caller keeps the original dict, so nothing is re-serialised through the model.
 """
 
 import re
@@ -11,6 +11,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
 from .errors import FhirError, Issue, bad_request, error
+from .structure_check import surely_valid
 from .types import is_supported
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9\-.]{1,64}")
@@ -68,7 +69,13 @@ def _issues_from(resource_type: str, exc: ValidationError) -> list[Issue]:
 
 
 def validate_resource(resource: dict) -> None:
-    """Validates a resource dict against its R4B model; raises FhirError (400) listing every issue."""
+    """Validates a resource dict against its R4B model; raises FhirError (400) listing every issue. The
+    structure check answers for the common, valid resource; what it doubts, the model decides."""
+    try:
+        if surely_valid(resource):
+            return
+    except RecursionError:
+        pass
     resource_type = resource["resourceType"]
     model = get_fhir_model_class(resource_type)
     try:

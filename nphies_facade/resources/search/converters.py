@@ -10,7 +10,7 @@ import unicodedata
 from collections.abc import Callable
 from decimal import Decimal
 
-from nphies_facade.resources.search.precision import as_decimal, date_range, number_range
+from nphies_facade.resources.search.precision import as_decimal, date_range, number_range, value_range
 from nphies_facade.resources.search.values import (
     MAX_MS,
     MIN_MS,
@@ -279,23 +279,23 @@ def range_number_values(range_: dict) -> list[IndexValue]:
 def number_values(element: object) -> list[IndexValue]:
     if type(element) is dict:
         return range_number_values(element) if "low" in element or "high" in element else []
-    number = as_decimal(element)
-    return [NumberValue(*number_range(number))] if number is not None else []
+    found = value_range(element)
+    return [NumberValue(*found)] if found is not None else []
 
 
 def quantity_values(quantity: dict) -> list[IndexValue]:
-    number = as_decimal(quantity.get("value"))
-    if number is None:
+    found = value_range(quantity.get("value"))
+    if found is None:
         return []
     system, code = _str_or_none(quantity.get("system")), _str_or_none(quantity.get("code"))
-    return [QuantityValue(*number_range(number), system, code, _str_or_none(quantity.get("unit")))]
+    return [QuantityValue(*found, system, code, _str_or_none(quantity.get("unit")))]
 
 
 def money_values(money: dict) -> list[IndexValue]:
-    number = as_decimal(money.get("value"))
-    if number is None:
+    found = value_range(money.get("value"))
+    if found is None:
         return []
-    return [QuantityValue(*number_range(number), None, _str_or_none(money.get("currency")), None)]
+    return [QuantityValue(*found, None, _str_or_none(money.get("currency")), None)]
 
 
 def range_quantity_values(range_: dict) -> list[IndexValue]:
@@ -313,8 +313,8 @@ def range_quantity_values(range_: dict) -> list[IndexValue]:
 
 def quantity_param_values(element: object) -> list[IndexValue]:
     if type(element) is not dict:
-        number = as_decimal(element)
-        return [QuantityValue(*number_range(number), None, None, None)] if number is not None else []
+        found = value_range(element)
+        return [QuantityValue(*found, None, None, None)] if found is not None else []
     if "currency" in element:
         return money_values(element)
     if "value" in element:

@@ -2,6 +2,7 @@
 
 import re
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 _DATE = re.compile(
     r"(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?"
@@ -43,6 +44,7 @@ def _fraction_range(fraction: str) -> tuple[int, int]:
     return start, 10 ** (3 - digits) if digits < 3 else 1
 
 
+@lru_cache(maxsize=8192)  # the same dates recur: several parameters, resources of one encounter
 def date_range(text: str) -> tuple[int, int] | None:
     """[lo, hi) in epoch ms of a date, dateTime or instant string; None if it is not one.
 
@@ -104,3 +106,17 @@ def number_range(number: Decimal) -> tuple[float, float, float]:
     """(value, lo, hi): the value and the half-unit-of-last-digit range around it; 1.5 -> [1.45, 1.55)."""
     half = _FIVE.scaleb(number.as_tuple().exponent - 1)
     return float(number), float(number - half), float(number + half)
+
+
+def value_range(value: object) -> tuple[float, float, float] | None:
+    """number_range of a JSON number (or a Decimal); None for anything else."""
+    if type(value) is int or type(value) is float:
+        return _json_number_range(value)
+    number = as_decimal(value)
+    return number_range(number) if number is not None else None
+
+
+@lru_cache(maxsize=8192, typed=True)  # typed: 1 and 1.0 have different precisions
+def _json_number_range(value: int | float) -> tuple[float, float, float] | None:
+    number = as_decimal(value)
+    return number_range(number) if number is not None else None
