@@ -190,14 +190,22 @@ def _part_values(part: _Part, item: object, resource: dict) -> list[tuple[str, I
 
 
 def _composite_values(branches: list[tuple[Accessor, list[_Part]]]) -> ValuesOf:
-    """Per item of the base expression, every combination of its components' values."""
+    """Per item of the base expression, every combination of its components' values. The last component
+    (the value of code-value-[x]) is the one most often absent, so components are read last first and
+    the reading stops at the first without values."""
 
     def values(resource: dict) -> list[IndexValue]:
         out: list[IndexValue] = []
         for items, parts in branches:
             for item in items(resource):
-                per_part = [_part_values(part, item, resource) for part in parts]
-                if all(per_part):
+                per_part: list[list[tuple[str, IndexValue]]] = []
+                for part in reversed(parts):
+                    found = _part_values(part, item, resource)
+                    if not found:
+                        break
+                    per_part.append(found)
+                else:
+                    per_part.reverse()
                     out.extend(CompositeValue(combination) for combination in itertools.product(*per_part))
         return _unique(out)
 
