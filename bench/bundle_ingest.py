@@ -204,7 +204,9 @@ def free_port() -> int:
 PROFILE_SUFFIX = {"flamegraph": "svg", "raw": "folded", "speedscope": "speedscope.json"}
 
 
-def start_server(port: int, data_dir: Path, workers: int, profile: Path | None, fmt: str) -> subprocess.Popen:
+def start_server(
+    port: int, data_dir: Path, workers: int, profile: Path | None, fmt: str, journeys: bool
+) -> subprocess.Popen:
     command = [
         str(BIN / "nphies-facade"),
         "serve",
@@ -234,6 +236,8 @@ def start_server(port: int, data_dir: Path, workers: int, profile: Path | None, 
         "NPHIES_FACADE_AUTH": "off",  # the ingest path is measured, not token checks (crud_mix.py has them)
         "NPHIES_FACADE_RATE_LIMIT": "0",  # one client sends everything
     }
+    if not journeys:  # they would start on every Patient with a Coverage; workflow_journeys.py measures them
+        env["NPHIES_FACADE_WORKFLOW_MODULES"] = ""
     return subprocess.Popen(command, env=env, start_new_session=True)
 
 
@@ -379,6 +383,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
+        "--journeys", action="store_true", help="run the server's default journeys on what is ingested"
+    )
+    parser.add_argument(
         "--keep-alive",
         action="store_true",
         help="each client reuses one connection (default: one per bundle)",
@@ -397,7 +404,9 @@ def main(argv: list[str] | None = None) -> int:
         baseline_elapsed, baseline_rows = sqlite_baseline(measured, folder)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        server = start_server(port, folder / "data", args.workers, args.profile, args.profile_format)
+        server = start_server(
+            port, folder / "data", args.workers, args.profile, args.profile_format, args.journeys
+        )
         try:
             wait_ready(base, server)
             seed_organizations(base)
@@ -418,7 +427,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"workload: {len(measured)} transaction bundles x {args.entries} entries, {args.clients} clients, "
         f"{args.workers} server process(es), Prefer: return={args.prefer}, {args.warmup} warm-up bundles, "
-        f"{'one connection per client' if args.keep_alive else 'a connection per bundle'}"
+        f"{'one connection per client' if args.keep_alive else 'a connection per bundle'}, "
+        f"journeys {'on' if args.journeys else 'off'}"
     )
     print(
         f"server:   {created} resources committed in {elapsed:.2f} s = {rate:,.0f} resources/s; per bundle "

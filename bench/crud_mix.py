@@ -708,7 +708,8 @@ def main(argv: list[str] | None = None) -> int:
                              f"of a client registered for {BENCH_SCOPE}; off: NPHIES_FACADE_AUTH=off")
     parser.add_argument("--server-env", action="append", metavar="NAME=VALUE",
                         help="environment of the server (repeatable); default NPHIES_FACADE_RATE_LIMIT=0, since "
-                             "the per-client rate limit (50/s) would throttle the one benchmark client")
+                             "the per-client rate limit (50/s) would throttle the one benchmark client, and "
+                             "NPHIES_FACADE_WORKFLOW_MODULES= (the journeys off: workflow_journeys.py measures them)")
     parser.add_argument("--nice", type=int, default=-10 if os.geteuid() == 0 else 0,
                         help="scheduling priority of the servers and wrk, so that other work on a shared "
                              "machine disturbs less (default -10 as root, else 0 = unchanged)")
@@ -735,7 +736,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wrk", default=shutil.which("wrk") or "/usr/bin/wrk")
     args = parser.parse_args(argv)
     if args.server_env is None:
-        args.server_env = ["NPHIES_FACADE_RATE_LIMIT=0"]
+        args.server_env = ["NPHIES_FACADE_RATE_LIMIT=0", "NPHIES_FACADE_WORKFLOW_MODULES="]
     if any("=" not in item for item in args.server_env):
         parser.error("--server-env takes NAME=VALUE")
 

@@ -480,6 +480,7 @@ def main() -> int:
         "NPHIES_FACADE_RATE_LIMIT": "0",
         "NPHIES_FACADE_BASE_URL": url,
         "NPHIES_FACADE_LOG_LEVEL": "warning",
+        "NPHIES_FACADE_WORKFLOW_MODULES": "",  # the journeys would start on every loaded Patient
     }
     argv = [
         str(BIN / "nphies-facade"),
