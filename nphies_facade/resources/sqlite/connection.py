@@ -42,20 +42,16 @@ class WriteLock:
         return True
 
     async def acquire_async(self) -> None:
-        """Takes the lock at once when it is free, else waits for it on a worker thread (the event loop
-        runs on); a waiter cancelled meanwhile releases it as soon as the thread has it."""
-        if self.try_acquire():
-            return
-        waiting = asyncio.ensure_future(asyncio.to_thread(self.acquire))
-        try:
-            await asyncio.shield(waiting)
-        except asyncio.CancelledError:
-            waiting.add_done_callback(self._release_if_taken)
-            raise
+        """Takes the lock when it is free. While another process holds it, a worker thread waits until
+        it is released (the event loop runs on) and the loop tries again. The thread does not keep the
+        lock for the loop: held until this process's busy loop came round to its batch, it kept the
+        other processes' writers waiting for nothing (a quarter of the time the lock was held)."""
+        while not self.try_acquire():
+            await asyncio.to_thread(self._wait_until_free)
 
-    def _release_if_taken(self, waiting: "asyncio.Future[None]") -> None:
-        if not waiting.cancelled() and waiting.exception() is None:
-            self.release()
+    def _wait_until_free(self) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def release(self) -> None:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
