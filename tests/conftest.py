@@ -19,6 +19,8 @@ os.environ.setdefault("NPHIES_FACADE_AUTH", "off")
 os.environ.setdefault("NPHIES_FACADE_WORKFLOW_MODULES", "")
 # Resources the server builds itself skip validation in production; here every one of them is validated.
 os.environ.setdefault("NPHIES_FACADE_VALIDATE_OWN_RESOURCES", "true")
+# Freezing the collector's view of start-up suits one server process, not a test run of many apps.
+os.environ.setdefault("NPHIES_FACADE_GC_TUNING", "false")
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 FHIR_EXAMPLES = SHARED / "fhir-examples"

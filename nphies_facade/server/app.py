@@ -1,5 +1,6 @@
 """The app factory: wires settings, store, search extraction and FhirService into a FastAPI app."""
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -54,6 +55,14 @@ def store_for(settings: Settings) -> Store:
     return SqliteStore(settings.database_path)
 
 
+def settle_garbage_collection() -> None:
+    """What start-up loaded lives as long as the process: frozen, the collector no longer walks it, and a
+    larger youngest generation is collected less often. Together they halved the slowest requests' time
+    (p99) on the CRUD benchmark, where collections had been the longest pauses."""
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 50)
+
+
 def create_app(settings: Settings | None = None, clock: Clock = system_clock) -> FastAPI:
     settings = settings or Settings()
 
@@ -91,6 +100,8 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
         )
         await app.state.workflows.start()
         nphies_wiring.log_target(settings)
+        if settings.gc_tuning:
+            settle_garbage_collection()
         try:
             yield
         finally:

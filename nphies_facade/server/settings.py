@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     # Also validate the resources the server builds itself (Tasks, exchange records, events); the
     # test suite turns it on, so a server-built resource that breaks R4 fails the tests.
     validate_own_resources: bool = False
+    # Freeze what start-up loaded and collect the youngest generation less often (see app.py); the test
+    # suite, which starts many apps in one process, turns it off.
+    gc_tuning: bool = True
     # GET /metrics needs a token with a system scope unless this is off (a scraper on a private network).
     metrics_auth: bool = True
 

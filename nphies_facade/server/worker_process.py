@@ -14,7 +14,7 @@ from ..resources.search.definitions import SearchRegistry
 from ..resources.search.extraction import Extractor
 from ..resources.service import FhirService
 from . import nphies_wiring, workflow_wiring
-from .app import store_for
+from .app import settle_garbage_collection, store_for
 from .auth.runtime import SecurityRuntime
 from .settings import Settings
 
@@ -42,6 +42,8 @@ async def run(settings: Settings) -> None:
     await operations.start()
     engine = workflow_wiring.workflow_engine(settings, service, system_clock, operations, runs_jobs=True)
     await engine.start()
+    if settings.gc_tuning:
+        settle_garbage_collection()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
