@@ -35,7 +35,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nphies_facade.workflows.instances import timeline  # noqa: E402
+from nphies_facade.workflows.instances import fetch_instances, timeline  # noqa: E402
 from nphies_facade.workflows.journeys import synthetic  # noqa: E402
 
 HEADERS = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
@@ -177,28 +177,13 @@ async def post_all(client: httpx.AsyncClient, bundles: list[dict], clients: int)
     return started
 
 
-async def instances(client: httpx.AsyncClient, workflow: str) -> list[dict]:
-    found: list[dict] = []
-    url, params = "/Task", {"code": f"urn:nphies-facade:workflow|{workflow}", "_count": "1000"}
-    while url:
-        page = (await client.get(url, params=params)).json()
-        found += [
-            e["resource"]
-            for e in page.get("entry", [])
-            if e.get("search", {}).get("mode", "match") == "match"
-        ]
-        url = next((link["url"] for link in page.get("link", []) if link["relation"] == "next"), "")
-        params = {}
-    return found
-
-
 async def settle(
     client: httpx.AsyncClient, workflow: str, n: int, seconds: float
 ) -> tuple[list[dict], float]:
     """The instances once all n have settled (or `seconds` passed), and when that was seen (epoch s)."""
     deadline = time.monotonic() + seconds
     while True:
-        tasks = await instances(client, workflow)
+        tasks = await fetch_instances(client, workflow, page_size=1000)
         if (len(tasks) >= n and all(t["status"] in SETTLED for t in tasks)) or time.monotonic() > deadline:
             return tasks, time.time()
         await asyncio.sleep(0.5)

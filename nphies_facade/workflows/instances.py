@@ -10,6 +10,7 @@ failed, when the step was entered, which person Task it waits for, and a log ent
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -17,6 +18,9 @@ from ..resources.clock import fhir_instant
 from ..subscriptions.topics import EXTENSION_BASE
 from .dsl import STEP_SYSTEM, WORKFLOW_SYSTEM, Workflow
 from .events import TRACE_EXTENSION, trace_extension
+
+if TYPE_CHECKING:
+    import httpx
 
 INSTANCE_IDENTIFIER = "urn:nphies-facade:workflow-instance"
 TRIGGER_IDENTIFIER = "urn:nphies-facade:workflow-trigger"
@@ -349,3 +353,21 @@ def _set(task: dict, url: str, value: dict | None) -> None:
         task["extension"] = kept
     else:
         task.pop("extension", None)
+
+
+async def fetch_instances(client: "httpx.AsyncClient", workflow: str, page_size: int = 500) -> list[dict]:
+    """Every instance Task of the workflow, through the FHIR API, following the `next` links."""
+    found: list[dict] = []
+    url: str | None = "/Task"
+    params: dict | None = {"code": f"{WORKFLOW_SYSTEM}|{workflow}", "_count": str(page_size)}
+    while url:
+        # params=None, not {}: httpx replaces a link's own query with an empty one
+        page = (await client.get(url, params=params)).json()
+        found += [
+            e["resource"]
+            for e in page.get("entry", [])
+            if e.get("search", {}).get("mode", "match") == "match"
+        ]
+        url = next((link["url"] for link in page.get("link", []) if link["relation"] == "next"), None)
+        params = None
+    return found

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from . import metrics
-from .instances import ESCALATED, STEP_STATUS_SYSTEM, timeline
+from .instances import ESCALATED, STEP_STATUS_SYSTEM, fetch_instances, timeline
 from .journeys import synthetic
 from .journeys.harness import Harness, running, step_of
 from .journeys.settings import from_environment
@@ -127,26 +127,10 @@ async def _post_all(plan: Plan, harness: Harness, journeys: list[Journey]) -> No
     await asyncio.gather(*(post(j) for j in journeys))
 
 
-async def _instances(harness: Harness, workflow: str) -> list[dict]:
-    """Every instance of the workflow (all pages)."""
-    found: list[dict] = []
-    url, params = "/Task", {"code": f"urn:nphies-facade:workflow|{workflow}", "_count": "500"}
-    while url:
-        page = (await harness.client.get(url, params=params)).json()
-        found += [
-            e["resource"]
-            for e in page.get("entry", [])
-            if e.get("search", {}).get("mode", "match") == "match"
-        ]
-        url = next((link["url"] for link in page.get("link", []) if link["relation"] == "next"), "")
-        params = {}
-    return found
-
-
 async def _settle(harness: Harness, workflow: str, n: int, seconds: float) -> list[dict]:
     deadline = time.monotonic() + seconds
     while True:
-        tasks = await _instances(harness, workflow)
+        tasks = await fetch_instances(harness.client, workflow)
         if len(tasks) >= n and all(t["status"] in SETTLED for t in tasks):
             return tasks
         if time.monotonic() > deadline:
