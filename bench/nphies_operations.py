@@ -23,7 +23,6 @@ import copy
 import os
 import platform
 import shlex
-import signal
 import socket
 import statistics
 import subprocess
@@ -39,15 +38,11 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from processes import free_port, stop, wait_ready  # noqa: E402
+
 from tests.operations.material import ELIGIBILITY, VISION_CLAIM, material  # noqa: E402
 
 HEADERS = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def machine() -> str:
@@ -58,29 +53,6 @@ def machine() -> str:
     except (OSError, StopIteration):
         pass
     return f"{platform.node()} | {cpu} | {os.cpu_count()} CPUs | {platform.platform()} | Python {platform.python_version()}"
-
-
-def wait_ready(url: str, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    stop(process)
-    raise RuntimeError(f"{url} did not answer")
-
-
-def stop(process: subprocess.Popen) -> None:
-    """Ends a process started here and what it started (uvicorn workers): its own process group."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=5)
 
 
 def start_simulator() -> tuple[subprocess.Popen, str]:

@@ -20,8 +20,6 @@ import contextlib
 import os
 import platform
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,6 +33,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from processes import free_port, stop, wait_ready  # noqa: E402
+
 from nphies_facade.workflows.instances import fetch_instances, timeline  # noqa: E402
 from nphies_facade.workflows.journeys import synthetic  # noqa: E402
 
@@ -43,39 +43,11 @@ JOURNEYS_MODULE = "nphies_facade.workflows.journeys.registered"
 SETTLED = {"completed", "failed", "cancelled", "on-hold"}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def machine() -> str:
     cpu = "unknown CPU"
     with contextlib.suppress(OSError, StopIteration), open("/proc/cpuinfo") as info:
         cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
     return f"{platform.node()} | {cpu} | {os.cpu_count()} CPUs | Python {platform.python_version()}"
-
-
-def stop(process: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=5)
-
-
-def wait_ready(url: str, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the process serving {url} exited with {process.returncode}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer")
 
 
 def peak_rss_mb(pids: list[int]) -> float:

@@ -3,6 +3,11 @@
 from dataclasses import dataclass
 
 
+def backoff(attempts: int, initial: float, maximum: float) -> float:
+    """Seconds to wait after the `attempts`th failed attempt: initial, doubled each time, capped."""
+    return min(initial * 2.0 ** min(max(attempts - 1, 0), 62), maximum)
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     initial: float = 1.0
@@ -11,8 +16,7 @@ class RetryPolicy:
 
     def delay(self, attempts: int) -> float:
         """Seconds to wait after the `attempts`th failed attempt (1 s, 2 s, 4 s ... by default)."""
-        exponent = min(max(attempts - 1, 0), 62)
-        return min(self.initial * 2.0**exponent, self.maximum)
+        return backoff(attempts, self.initial, self.maximum)
 
     def gives_up(self, first_recorded: float, now: float) -> bool:
         """True once the window since the event (or job) was recorded has passed: it becomes dead."""

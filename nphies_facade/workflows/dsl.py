@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..subscriptions.retry import backoff
+
 if TYPE_CHECKING:
     from .context import StepContext
 
@@ -28,7 +30,7 @@ class Retry:
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after the `attempt`th failed attempt (1-based)."""
-        return min(self.initial * 2.0 ** min(max(attempt - 1, 0), 30), self.maximum)
+        return backoff(attempt, self.initial, self.maximum)
 
 
 class StepFailed(Exception):

@@ -1,46 +1,19 @@
 """Workflow events as subscription topics: a real rest-hook receiver on loopback gets the backport
 notification Bundle of each event, only for its topic and filter, and never for a rolled-back write."""
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-
-import httpx
 import pytest
 
 from nphies_facade.resources.context import RequestContext
-from nphies_facade.server.app import create_app
-from nphies_facade.server.settings import Settings
 from nphies_facade.workflows.events import EVENTS, TOPIC_BASE, emit, topic_url
-from tests.subscriptions.conftest import FAST, FHIR_JSON, SECRET, rest_hook, status_parameter, subscribe
-from tests.subscriptions.receiver import Receiver
+from tests.subscriptions.conftest import rest_hook, status_parameter, subscribe
 
 EVENT_CODES = "http://nphies-facade.org/fhir/CodeSystem/workflow-event"
 
 
 @pytest.fixture
-async def events_app(tmp_path: Path) -> AsyncIterator:
-    settings = Settings(
-        data_dir=tmp_path / "data", base_url="http://fhir.test", **{**FAST, "workflow_modules": ""}
-    )
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
-        yield application
-
-
-@pytest.fixture
-async def api(events_app) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=events_app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://fhir.test", headers={"Content-Type": FHIR_JSON}
-    ) as client:
-        yield client
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    hook = Receiver(secret=SECRET).start()
-    yield hook
-    hook.stop()
+def events_app(sub_app):
+    """The subscriptions suite's app (tests/conftest.py keeps the journeys out of it; see conftest.py)."""
+    return sub_app
 
 
 def claim() -> dict:
