@@ -38,7 +38,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from processes import free_port, stop, wait_ready  # noqa: E402
+from processes import free_port, start_simulator, stop, wait_ready  # noqa: E402
 
 from tests.operations.material import ELIGIBILITY, VISION_CLAIM, material  # noqa: E402
 
@@ -53,16 +53,6 @@ def machine() -> str:
     except (OSError, StopIteration):
         pass
     return f"{platform.node()} | {cpu} | {os.cpu_count()} CPUs | {platform.platform()} | Python {platform.python_version()}"
-
-
-def start_simulator() -> tuple[subprocess.Popen, str]:
-    """`nphies-facade simulator` in its own process, as NPHIES is another system."""
-    port = free_port()
-    command = [sys.executable, "-m", "nphies_facade.server.cli", "simulator", "--port", str(port)]
-    process = subprocess.Popen(command, cwd=ROOT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    wait_ready(f"{url}/health", process)
-    return process, url
 
 
 def server_env(nphies_url: str | None, redis_url: str | None) -> dict[str, str]:

@@ -4,13 +4,17 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import httpx
 
 from nphies_facade.workflows.journeys.harness import free_port
 
-__all__ = ["free_port", "stop", "wait_ready"]
+__all__ = ["free_port", "start_simulator", "stop", "wait_ready"]
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def wait_ready(url: str, process: subprocess.Popen, seconds: float = 60.0) -> None:
@@ -36,3 +40,13 @@ def stop(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=5)
+
+
+def start_simulator() -> tuple[subprocess.Popen, str]:
+    """`nphies-facade simulator` in its own process, as NPHIES is another system; (process, base URL)."""
+    port = free_port()
+    command = [sys.executable, "-m", "nphies_facade.server.cli", "simulator", "--port", str(port)]
+    process = subprocess.Popen(command, cwd=ROOT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(f"{url}/health", process)
+    return process, url

@@ -33,7 +33,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from processes import free_port, stop, wait_ready  # noqa: E402
+from processes import free_port, start_simulator, stop, wait_ready  # noqa: E402
 
 from nphies_facade.workflows.instances import fetch_instances, timeline  # noqa: E402
 from nphies_facade.workflows.journeys import synthetic  # noqa: E402
@@ -62,9 +62,10 @@ def peak_rss_mb(pids: list[int]) -> float:
 class Server:
     """`nphies-facade serve` (and, with Redis, a redis-server and `nphies-facade worker`)."""
 
-    def __init__(self, journeys: bool, redis: bool) -> None:
+    def __init__(self, journeys: bool, redis: bool, workers: int = 1, simulator: str = "process") -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="bench-journeys-"))
         self.processes: list[subprocess.Popen] = []
+        self.measured: list[subprocess.Popen] = []  # the server's own processes (not NPHIES, not Redis)
         self.env = {
             **os.environ,
             "NPHIES_FACADE_AUTH": "off",
@@ -74,6 +75,10 @@ class Server:
             "NPHIES_FACADE_WORKFLOW_MODULES": JOURNEYS_MODULE if journeys else "",
             "NPHIES_FACADE_WORKFLOW_CONCURRENCY": "16",
         }
+        if simulator == "process":
+            process, nphies_url = start_simulator()
+            self.processes.append(process)
+            self.env["NPHIES_FACADE_NPHIES_URL"] = nphies_url
         if redis:
             port = free_port()
             self.processes.append(
@@ -89,13 +94,19 @@ class Server:
         self.url = f"http://127.0.0.1:{port}"
         self.env["NPHIES_FACADE_BASE_URL"] = self.url
         serve = [sys.executable, "-m", "nphies_facade.server.cli", "serve", "--port", str(port)]
-        self.processes.append(subprocess.Popen(serve, env=self.env, cwd=ROOT, start_new_session=True))
+        self.start(serve)
         wait_ready(f"{self.url}/readyz", self.processes[-1])
         if redis:
             worker = [sys.executable, "-m", "nphies_facade.server.cli", "worker"]
-            self.processes.append(subprocess.Popen(worker, env=self.env, cwd=ROOT, start_new_session=True))
+            for _ in range(workers):
+                self.start(worker)
         if journeys:
             self.wait_for_triggers()
+
+    def start(self, command: list[str]) -> None:
+        process = subprocess.Popen(command, env=self.env, cwd=ROOT, start_new_session=True)
+        self.processes.append(process)
+        self.measured.append(process)
 
     def wait_for_triggers(self, seconds: float = 60.0) -> None:
         """Until the journeys' trigger Subscriptions are active (the relay, in the worker with Redis,
@@ -114,7 +125,7 @@ class Server:
         raise RuntimeError("the journeys' trigger Subscriptions did not become active")
 
     def peak_mb(self) -> float:
-        return peak_rss_mb([p.pid for p in self.processes])
+        return peak_rss_mb([p.pid for p in self.measured])
 
     def close(self) -> None:
         for process in reversed(self.processes):
@@ -176,7 +187,7 @@ def registrations(parties: synthetic.Parties, n: int) -> list[synthetic.Registra
 
 async def baseline(args: argparse.Namespace) -> list[str]:
     """The bare $eligibility round trip (cache miss) for the same kind of registrations, no journeys."""
-    server = Server(journeys=False, redis=False)
+    server = Server(journeys=False, redis=False, simulator=args.simulator)
     try:
         async with httpx.AsyncClient(base_url=server.url, headers=HEADERS, timeout=120) as client:
             parties = synthetic.Parties()
@@ -209,7 +220,7 @@ async def baseline(args: argparse.Namespace) -> list[str]:
 
 
 async def journeys(args: argparse.Namespace, mode: str) -> list[str]:
-    server = Server(journeys=True, redis=mode == "redis")
+    server = Server(journeys=True, redis=mode == "redis", workers=args.workers, simulator=args.simulator)
     lines = [
         f"{mode}: {args.journeys} eligibility journeys, then {args.journeys} claim journeys, {args.clients} posts in flight"
     ]
@@ -219,8 +230,10 @@ async def journeys(args: argparse.Namespace, mode: str) -> list[str]:
             await post_all(client, [synthetic.transaction(parties.resources())], 1)
             if args.sequential:
                 lines += await one_at_a_time(client, parties, args.sequential)
-            lines += await eligibility_run(client, parties, args)
-            lines += await claims_run(client, parties, args)
+            if args.run in ("both", "eligibility"):
+                lines += await eligibility_run(client, parties, args)
+            if args.run in ("both", "claims"):
+                lines += await claims_run(client, parties, args)
         lines.append(f"  server peak memory {server.peak_mb():.0f} MB (all its processes)")
         return lines
     finally:
@@ -310,7 +323,16 @@ async def main() -> None:
     parser.add_argument(
         "--timeout", type=float, default=900.0, help="seconds to wait for the journeys to settle"
     )
+    parser.add_argument("--workers", type=int, default=1, help="`nphies-facade worker` processes (redis)")
+    parser.add_argument(
+        "--simulator",
+        choices=("process", "sandbox"),
+        default="process",
+        help="`nphies-facade simulator` in its own process, as NPHIES is another system (default), "
+        "or the server's embedded sandbox simulator",
+    )
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--run", choices=("both", "eligibility", "claims"), default="both")
     parser.add_argument("--sequential", type=int, default=20, help="journeys first posted one at a time")
     args = parser.parse_args()
     print(

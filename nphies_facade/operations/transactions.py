@@ -1,4 +1,7 @@
-"""Running a unit of writes in one FhirService transaction, again from its start after a transient conflict."""
+"""Running a unit of writes in one FhirService transaction, again from its start after a transient conflict.
+
+Because the unit runs again from its start, the store may defer its writes to the commit (on SQLite the
+group commit applies it with other units; see FhirService.transaction)."""
 
 import asyncio
 import random
@@ -16,7 +19,7 @@ ATTEMPTS = 8
 async def in_transaction(service: FhirService, work: Callable[[StoreTransaction], Awaitable[T]]) -> T:
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            async with service.transaction() as tx:
+            async with service.transaction(retried=True) as tx:
                 return await work(tx)
         except TransientConflict:
             if attempt == ATTEMPTS:

@@ -48,6 +48,7 @@ class DeferredTransaction(StoreTransaction):
         self._tx: SqliteTransaction | None = None
         self._creates: CreateBatch | None = None
         self.wrote = self._unit.types
+        self._written: set[tuple[str, str]] = set()  # (type, id) of the versions queued
 
     def defer(self, op: Op) -> bool:
         """Queues op(db) to run with the unit's writes; False when the unit already holds the lock."""
@@ -71,7 +72,7 @@ class DeferredTransaction(StoreTransaction):
         return await (await self._locked()).connection()
 
     async def current(self, resource_type: str, resource_id: str) -> StoredVersion | None:
-        if self._tx is not None or self._unit.ops:
+        if self._tx is not None or (resource_type, resource_id) in self._written:
             return await (await self._locked()).current(resource_type, resource_id)
         found = await self._store._committed_current(resource_type, resource_id)
         self._unit.reads.setdefault((resource_type, resource_id), found.version if found else None)
@@ -84,6 +85,7 @@ class DeferredTransaction(StoreTransaction):
             return await self._tx.write_prepared(v, prepared, trace_id)
         params = self._store._params
         self.wrote.add(v.resource_type)
+        self._written.add((v.resource_type, v.id))
         if v.version == 1 and v.body is not None:
             if self._creates is None:
                 self._creates = CreateBatch(params)
