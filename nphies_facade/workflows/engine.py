@@ -406,10 +406,14 @@ class Engine:
             result = await self.service.update(
                 ctx, "Task", stored.id, copy.deepcopy(change.task), if_match=f'W/"{version}"', tx=tx
             )
+            written = {f"Task/{stored.id}": result.version.version}  # versions the events' foci have
             for resource_id, resource in change.creates:
-                await self.service.create(ctx, copy.deepcopy(resource), tx=tx, resource_id=resource_id)
+                created = await self.service.create(
+                    ctx, copy.deepcopy(resource), tx=tx, resource_id=resource_id
+                )
+                written[f"Task/{resource_id}"] = created.version.version
             for name, focus, data in change.events:
-                await emit(self.service, name, focus, ctx=ctx, tx=tx, data=data)
+                await emit(self.service, name, focus, ctx=ctx, tx=tx, data=data, version=written.get(focus))
             return result.version
 
         try:

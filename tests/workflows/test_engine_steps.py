@@ -1,6 +1,7 @@
 """The engine over real HTTP with toy workflows: an instance per trigger, its steps advancing the Task,
 retries, failures, and the manual overrides $retry and $skip."""
 
+from nphies_facade.subscriptions.topics import FOCUS_EXTENSION
 from nphies_facade.workflows.dsl import WORKFLOW_SYSTEM
 from nphies_facade.workflows.instances import TRIGGER_IDENTIFIER, timeline
 
@@ -50,7 +51,10 @@ async def test_a_trigger_starts_one_instance_that_runs_its_steps_to_the_end(toys
 
     # The event the step emitted went out with the advance; the end is an event too.
     assert len(await events(toys.client, "claim.submitted", subject)) == 1
-    assert len(await events(toys.client, "workflow.completed", f"Task/{task['id']}")) == 1
+    [completed] = await events(toys.client, "workflow.completed", f"Task/{task['id']}")
+    focus = next(e for e in completed["extension"] if e["url"] == FOCUS_EXTENSION)
+    last = f"Task/{task['id']}/_history/{task['meta']['versionId']}"
+    assert focus["valueReference"]["reference"] == last  # the version written with the event
 
 
 async def test_a_repeated_trigger_for_an_open_instance_starts_no_second_one(toys: Toys):
