@@ -6,7 +6,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def copy_json(value: Any) -> Any:
+    """A deep copy of JSON data (dicts, lists, strings, numbers), several times faster than copy.deepcopy."""
+    return orjson.loads(orjson.dumps(value))
 
 
 def new_guid() -> str:

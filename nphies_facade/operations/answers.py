@@ -5,10 +5,9 @@ An answer refers to what we sent by the fullUrls of our request (`urn:uuid:...`)
 become logical references by identifier, since those resources are not stored here.
 """
 
-import copy
 from collections.abc import Mapping
 
-from ..nphies.fhirjson import first_identifier
+from ..nphies.fhirjson import copy_json, first_identifier
 from ..nphies.references import BundleIndex, iter_references
 
 DROPPED_META = ("versionId", "lastUpdated", "source")
@@ -21,7 +20,7 @@ def local_references(full_urls: Mapping[str, str]) -> dict[str, str]:
 
 def localize(resource: dict, answer: dict, local: Mapping[str, str]) -> dict:
     """A copy of `resource` (an entry of the `answer` Bundle) to store: no id, references made local."""
-    stored = copy.deepcopy(resource)
+    stored = copy_json(resource)
     stored.pop("id", None)
     meta = {k: v for k, v in (stored.get("meta") or {}).items() if k not in DROPPED_META}
     if meta:

@@ -7,13 +7,12 @@ the exchange record, the answers and the Task's next step in one transaction. A 
 unknown becomes a status-check, never a blind resend.
 """
 
-import copy
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 
 from ..nphies.events import Event
-from ..nphies.fhirjson import first_identifier
+from ..nphies.fhirjson import copy_json, first_identifier
 from ..nphies.gateway import Exchange, NphiesGateway
 from ..nphies.messages import (
     MessageBuildError,
@@ -245,7 +244,7 @@ class SubmitSteps:
         to be sent gets its exchange record in the same transaction."""
         now = self._now()
         changed = with_step(
-            start(copy.deepcopy(task), now),
+            start(copy_json(task), now),
             code,
             now,
             now + timedelta(seconds=self.config.step_lease),

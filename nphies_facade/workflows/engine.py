@@ -9,7 +9,6 @@ sweep (timers.py) enqueues whatever is due after a crash, a lost job or a Wait t
 """
 
 import asyncio
-import copy
 import logging
 import time
 import uuid
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from ..nphies.fhirjson import copy_json
 from ..operations.transactions import in_transaction
 from ..resources.clock import Clock, fhir_instant
 from ..resources.context import RequestContext, new_trace_id
@@ -252,7 +252,7 @@ class Engine:
             workflow,
             step.name,
             attempt,
-            copy.deepcopy(task),
+            copy_json(task),
             self.service,
             ctx,
             self.clock,
@@ -294,7 +294,7 @@ class Engine:
         emitted: list[tuple[str, dict]],
     ) -> Change:
         now = self.now()
-        new = copy.deepcopy(task)
+        new = copy_json(task)
         subject = (task.get("focus") or {}).get("reference") or f"Task/{task_id}"
         change = Change(new, [], [_event(name, data, state, subject) for name, data in emitted])
         if isinstance(outcome, Next | Wait):
@@ -367,14 +367,14 @@ class Engine:
                 task, state, workflow, "retries-exhausted", f"{attempt} attempts; last: {kind}"
             )
         now = self.now()
-        new = schedule(copy.deepcopy(task), now, now + timedelta(seconds=step.retry.delay(attempt)), attempt)
+        new = schedule(copy_json(task), now, now + timedelta(seconds=step.retry.delay(attempt)), attempt)
         new["businessStatus"]["text"] = f"{step.name}: attempt {attempt} failed ({kind}); trying again"
         log.info("%s step %s attempt %d failed (%s); retrying", workflow.name, step.name, attempt, kind)
         return Change(new, [], [], counted=[metrics.STEP_RETRIES.labels(workflow.name, step.name).inc])
 
     def _failed(self, task: dict, state: State, workflow: Workflow, reason: str, detail: str = "") -> Change:
         now = self.now()
-        new = finish(copy.deepcopy(task), "failed", now, reason)
+        new = finish(copy_json(task), "failed", now, reason)
         if detail:
             new.setdefault("note", []).append({"time": fhir_instant(now), "text": f"{state.step}: {detail}"})
         task_id = task.get("id", "")
@@ -398,19 +398,17 @@ class Engine:
         async def write(tx: StoreTransaction) -> StoredVersion | None:
             version = stored.version
             for status in change.via:
-                passing = {**copy.deepcopy(change.task), "status": status}
+                passing = {**copy_json(change.task), "status": status}
                 result = await self.service.update(
                     ctx, "Task", stored.id, passing, if_match=f'W/"{version}"', tx=tx
                 )
                 version = result.version.version
             result = await self.service.update(
-                ctx, "Task", stored.id, copy.deepcopy(change.task), if_match=f'W/"{version}"', tx=tx
+                ctx, "Task", stored.id, copy_json(change.task), if_match=f'W/"{version}"', tx=tx
             )
             written = {f"Task/{stored.id}": result.version.version}  # versions the events' foci have
             for resource_id, resource in change.creates:
-                created = await self.service.create(
-                    ctx, copy.deepcopy(resource), tx=tx, resource_id=resource_id
-                )
+                created = await self.service.create(ctx, copy_json(resource), tx=tx, resource_id=resource_id)
                 written[f"Task/{resource_id}"] = created.version.version
             for name, focus, data in change.events:
                 await emit(self.service, name, focus, ctx=ctx, tx=tx, data=data, version=written.get(focus))
@@ -456,7 +454,7 @@ class Engine:
         approved = human["status"] == APPROVED
         target = (state.on_approve if approved else state.on_reject) or ""
         now = self.now()
-        new = copy.deepcopy(task)
+        new = copy_json(task)
         new["status"] = "in-progress"
         new.pop("statusReason", None)
         reason = (human.get("statusReason") or {}).get("text")
@@ -489,7 +487,7 @@ class Engine:
             except KeyError:
                 step = None
         now = self.now()
-        new = mark_escalated(copy.deepcopy(task), now)
+        new = mark_escalated(copy_json(task), now)
         deadline = fhir_instant(state.deadline) if state.deadline else ""
         data = {"workflow": state.workflow, "step": state.step, "deadline": deadline}
         change = Change(new, [], [("sla.breached", f"Task/{stored.id}", data)])

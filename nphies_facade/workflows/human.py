@@ -7,9 +7,9 @@ on_approve or on_reject; a PUT or PATCH that completes the Task resumes it just 
 `workflow.person-task` trigger Subscription).
 """
 
-import copy
 from collections import deque
 
+from ..nphies.fhirjson import copy_json
 from ..operations.parameters import check_names, read_parameters, single
 from ..operations.transactions import in_transaction
 from ..resources.clock import fhir_instant
@@ -74,7 +74,7 @@ async def decide(
     if path is None:
         raise conflict(f"Task/{task_id} cannot move from {task.get('status')} to {' or '.join(targets)}")
     now = engine.now()
-    decided = copy.deepcopy(task)
+    decided = copy_json(task)
     if reason:
         decided["statusReason"] = {"text": reason}
         add_note(decided, f"{operation}: {reason}", ctx.actor, now)
@@ -89,7 +89,7 @@ async def decide(
                 ctx,
                 "Task",
                 task_id,
-                {**copy.deepcopy(decided), "status": status},
+                {**copy_json(decided), "status": status},
                 if_match=f'W/"{version}"',
                 tx=tx,
             )

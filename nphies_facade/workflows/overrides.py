@@ -4,8 +4,7 @@ Both write the instance Task with If-Match on the version read, record who did i
 and hand the instance back to the engine.
 """
 
-import copy
-
+from ..nphies.fhirjson import copy_json
 from ..operations.parameters import read_parameters, single
 from ..resources.context import RequestContext
 from ..resources.errors import bad_request, conflict
@@ -42,7 +41,7 @@ async def retry(engine: Engine, ctx: RequestContext, task_id: str, body: object 
     reason = read_reason(body, "$retry")
     stored, task, state, _ = await _failed_instance(engine, ctx, task_id, "$retry")
     now = engine.now()
-    new = schedule(reopen(copy.deepcopy(task), now), now, now, 0)
+    new = schedule(reopen(copy_json(task), now), now, now, 0)
     new["businessStatus"]["text"] = state.step
     add_note(new, f"$retry of step {state.step}" + (f": {reason}" if reason else ""), ctx.actor, now)
     return await _write(engine, ctx, stored, Change(new, [], []))
@@ -59,7 +58,7 @@ async def skip(engine: Engine, ctx: RequestContext, task_id: str, body: object |
             "Parameters.parameter[step]",
         )
     now = engine.now()
-    new = reopen(copy.deepcopy(task), now)
+    new = reopen(copy_json(task), now)
     log_step(new, state, now, "skipped", state.attempt)
     add_note(
         new,

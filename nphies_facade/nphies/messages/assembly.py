@@ -1,13 +1,12 @@
 """Assembling a message Bundle: MessageHeader, focus, and every resource they reference, by urn:uuid."""
 
-import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from .. import canonical
 from ..events import ADDRESSED_TO_NPHIES
-from ..fhirjson import extensions, new_guid
+from ..fhirjson import copy_json, extensions, new_guid
 from ..references import iter_references
 from .closure import Collected, Resolver, collect, in_guide_order, resource_key
 from .config import ProviderConfig, provider_type_extension
@@ -92,7 +91,7 @@ def _rewrite(
     resource: dict, guid: str, collected: Collected, full_urls: list[str], config: ProviderConfig
 ) -> dict:
     index = collected.index_by_key[resource_key(resource)]
-    copied = copy.deepcopy(resource)
+    copied = copy_json(resource)
     copied["id"] = guid
     profile = profile_for(resource, collected.roles[index])
     meta = {"profile": [canonical.profile_url(profile)]} if profile else _kept_profiles(resource)

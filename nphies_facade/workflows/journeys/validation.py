@@ -1,11 +1,10 @@
 """Checks a journey makes before it asks the payer: NPHIES profile rules on the stored Patient and
 Coverage, and the business rules of a Claim. Pure functions: resources in, findings (strings) out."""
 
-import copy
 from datetime import date, datetime
 
 from ...nphies import canonical
-from ...nphies.fhirjson import code_of, codings, money
+from ...nphies.fhirjson import code_of, codings, copy_json, money
 from ...profiles import check_resource
 from ...profiles.checks import PROFILE_BASE
 from .settings import JourneySettings
@@ -27,7 +26,7 @@ MONEY_TOLERANCE = 0.005
 
 def profile_findings(resource: dict, profile_id: str) -> list[str]:
     """Where the resource, as it would be sent, breaks the NPHIES profile `profile_id`."""
-    claimed = copy.deepcopy(resource)
+    claimed = copy_json(resource)
     claimed.setdefault("meta", {})["profile"] = [f"{PROFILE_BASE}{profile_id}|1.0.0"]
     issues = check_resource(claimed, profile_id, resource.get("resourceType", "Resource"))
     return [
