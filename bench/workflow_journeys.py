@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -57,6 +58,16 @@ def peak_rss_mb(pids: list[int]) -> float:
         with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as status:
             total += next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))
     return total / 1024
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time used so far, summed over the processes."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 class Server:
@@ -123,6 +134,9 @@ class Server:
                 return
             time.sleep(0.2)
         raise RuntimeError("the journeys' trigger Subscriptions did not become active")
+
+    def cpu(self) -> float:
+        return cpu_seconds([p.pid for p in self.measured])
 
     def peak_mb(self) -> float:
         return peak_rss_mb([p.pid for p in self.measured])
@@ -231,13 +245,20 @@ async def journeys(args: argparse.Namespace, mode: str) -> list[str]:
             if args.sequential:
                 lines += await one_at_a_time(client, parties, args.sequential)
             if args.run in ("both", "eligibility"):
-                lines += await eligibility_run(client, parties, args)
+                lines += await measured(server, args.journeys, eligibility_run(client, parties, args))
             if args.run in ("both", "claims"):
-                lines += await claims_run(client, parties, args)
+                lines += await measured(server, args.journeys, claims_run(client, parties, args))
         lines.append(f"  server peak memory {server.peak_mb():.0f} MB (all its processes)")
         return lines
     finally:
         server.close()
+
+
+async def measured(server: Server, n: int, run: Awaitable[list[str]]) -> list[str]:
+    """The run's lines, and the CPU time the server's processes spent per journey during it."""
+    before = server.cpu()
+    lines = await run
+    return [*lines, f"  server CPU {(server.cpu() - before) / n * 1000:.1f} ms per journey"]
 
 
 async def one_at_a_time(client: httpx.AsyncClient, parties: synthetic.Parties, n: int) -> list[str]:

@@ -186,3 +186,33 @@ async def test_search_in_a_transaction_sees_its_own_writes(searchable, service):
 async def test_conditional_criteria_may_use_any_parameter(searchable, service):
     ids = await service.find_ids("Patient", [("birthdate", "lt1985"), ("family", "ali")])
     assert ids == ["pa"]
+
+
+def _named(given: list[str], family: str, nids: list[str]) -> dict:
+    return {
+        "resourceType": "Patient",
+        "id": "pu",
+        "name": [{"family": family, "given": given}],
+        "identifier": [{"system": NID, "value": nid} for nid in nids],
+    }
+
+
+async def test_an_update_leaves_exactly_the_new_versions_values_searchable(service):
+    """Values kept, dropped, added and repeated across versions; then the resource is deleted."""
+    versions = [
+        _named(["Amal", "Amal"], "Saud", ["901", "902"]),
+        _named(["Amal"], "Saud", ["902", "903", "903"]),
+        _named(["Noura", "Amal"], "Qahtani", ["903"]),
+    ]
+    for resource in versions:
+        await service.update(SYSTEM, "Patient", "pu", dict(resource))
+    assert await _ids(service, "Patient", [("given", "Amal")]) == ["pu"]
+    assert await _ids(service, "Patient", [("given", "Noura")]) == ["pu"]
+    assert await _ids(service, "Patient", [("family", "Saud")]) == []
+    assert await _ids(service, "Patient", [("family", "Qahtani")]) == ["pu"]
+    assert await _ids(service, "Patient", [("identifier", f"{NID}|901")]) == []
+    assert await _ids(service, "Patient", [("identifier", f"{NID}|902")]) == []
+    assert await _ids(service, "Patient", [("identifier", f"{NID}|903")]) == ["pu"]
+    await service.delete(SYSTEM, "Patient", "pu")
+    assert await _ids(service, "Patient", [("given", "Amal")]) == []
+    assert await _ids(service, "Patient", [("identifier", f"{NID}|903")]) == []

@@ -6,6 +6,7 @@ transaction Bundle's) with one executemany per table.
 """
 
 import sqlite3
+from collections import Counter
 from typing import Protocol
 
 from ..store import IndexValues, OutboxEvent, StoredVersion, VersionConflict
@@ -44,14 +45,33 @@ def _store_current(db: sqlite3.Connection, v: StoredVersion) -> int:
 def _store_index(
     db: sqlite3.Connection, pids: Pids, rid: int, v: StoredVersion, index: PreparedIndex
 ) -> None:
-    if v.version > 1:
-        db.execute("DELETE FROM idx WHERE rid = ?", (rid,))
     rows = []
     for code, code_rows in index:
         pid = pids.ensure_sync(db, v.resource_type, code)
         rows += [(rid, pid, *row) for row in code_rows]
+    if v.version > 1:
+        rows = _replace_changed(db, rid, rows)
     if rows:
         db.executemany("INSERT INTO idx VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def _replace_changed(db: sqlite3.Connection, rid: int, rows: list[tuple]) -> list[tuple]:
+    """Deletes the resource's index rows that the new version no longer has; returns the new rows it
+    lacks. An update mostly changes a few values (a Task's status, its dates), and every row deleted
+    or inserted costs a change to each of the table's indexes."""
+    wanted = Counter(rows)
+    stale = []
+    for rowid, *values in db.execute(
+        "SELECT rowid, rid, pid, s1, s2, s3, s4, n1, n2, n3 FROM idx WHERE rid = ?", (rid,)
+    ):
+        key = tuple(values)
+        if wanted[key] > 0:
+            wanted[key] -= 1
+        else:
+            stale.append((rowid,))
+    if stale:
+        db.executemany("DELETE FROM idx WHERE rowid = ?", stale)
+    return list(wanted.elements())
 
 
 def _conflicting_create(
