@@ -153,3 +153,23 @@ async def test_a_date_range_starts_from_a_narrow_scan_of_lower_bounds(database, 
     lines = _plan_lines(db, *renderer.page(plan, page_driver))
     assert not _full_scans(lines), lines
     assert any("idx_low (pid=? AND n1>? AND n1<?)" in line for line in lines), lines
+
+
+async def test_a_reference_naming_few_resources_drives_without_counting_the_other_filters(database):
+    """`code` matches 200 Tasks, `focus` one: the reference is counted first and taken at once."""
+    db, registry = database
+    query = QueryParser(registry).parse(
+        ("Task",), [("code", "urn:wf|claim"), ("focus", "Claim/c7"), ("status", "in-progress")], strict=True
+    )
+    plan = Planner(registry, 0).plan(query)
+    cache: dict = {}
+    renderer = SqlRenderer(lambda keys: resolve_pids(cache, db, keys))
+    counts: list[str] = []
+    db.set_trace_callback(lambda sql: counts.append(sql) if sql.startswith("SELECT count(*)") else None)
+    try:
+        page_driver, _ = search_exec.choose_drivers(db, renderer, plan)
+    finally:
+        db.set_trace_callback(None)
+    focus = next(n for n, f in enumerate(plan.filters) if "focus" in f.param.codes)
+    assert page_driver == focus
+    assert len(counts) == 1

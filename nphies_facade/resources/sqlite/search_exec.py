@@ -21,6 +21,8 @@ _SINGLE_LOOKUPS = 8
 # A filter matching at least this many index rows is not worth listing when the type can be walked in the
 # result order instead (with the filters probed on each resource until the page is full).
 ESTIMATE_CAP = 1000
+# A filter counted with at most this many rows drives the search without counting the others.
+FEW = 16
 # A page sorted by _lastUpdated either sorts the driver's whole list (a probe and a row read per listed
 # row) or walks the type in that order keeping rows found in the list (a cheap step per walked row, about
 # (page + 1) x type size / list size of them). The walk is chosen when its steps are fewer than the list
@@ -83,7 +85,7 @@ def choose_drivers(db: sqlite3.Connection, renderer: SqlRenderer, plan: SearchPl
     Two filters on one date or number parameter (a range such as `ge..&lt..`) start from the values
     meeting both when those are few. Otherwise the value filter with the fewest matching index rows,
     counted up to ESTIMATE_CAP (each count stops at the smallest so far; likely narrow filters are
-    counted first); when even that one has many, the type is walked in result order if it can be (a
+    counted first, and one with at most FEW rows is taken at once); when even that one has many, the type is walked in result order if it can be (a
     page fills fast unless the filters rarely hold together), else the two smallest are intersected.
     """
     first = first_driver(plan.filters)
@@ -103,7 +105,9 @@ def choose_drivers(db: sqlite3.Connection, renderer: SqlRenderer, plan: SearchPl
     for n in sorted(candidates, key=lambda n: _narrowness(plan.filters[n])):
         sizes[n] = _count(db, renderer.estimate(plan.filters[n], cap))
         cap = max(1, min(cap, sizes[n]))
-    ranked = sorted(candidates, key=sizes.__getitem__)
+        if sizes[n] <= FEW:
+            break
+    ranked = sorted(sizes, key=sizes.__getitem__)
     if sizes[ranked[0]] < ESTIMATE_CAP or len(ranked) == 1:
         best = ranked[0]
         if ordered and sizes[best] >= ESTIMATE_CAP:
@@ -137,11 +141,12 @@ def type_size(db: sqlite3.Connection, resource_type: str) -> int:
 
 
 def _narrowness(f: ValueFilter) -> int:
-    """0 for filters that usually name few resources (a reference, a system|code), 1 for the rest."""
-    fields = {c.field for atom in f.atoms if isinstance(atom, tuple) for c in atom}
-    if f.param.kind == "reference" or (f.param.kind == "token" and "system" in fields and "code" in fields):
+    """0 for a reference (usually a few resources), 1 for a system|code (a code can be on every resource
+    of a type), 2 for the rest: the order in which the filters are counted."""
+    if f.param.kind == "reference":
         return 0
-    return 1
+    fields = {c.field for atom in f.atoms if isinstance(atom, tuple) for c in atom}
+    return 1 if f.param.kind == "token" and "system" in fields and "code" in fields else 2
 
 
 def _same_parameter(plan: SearchPlan, candidates: list[int]) -> tuple[int, int] | None:
