@@ -77,6 +77,22 @@ async def test_a_read_gone_stale_before_the_commit_is_a_transient_conflict(store
     assert len(await store.outbox_after(0)) == 2
 
 
+async def test_after_a_write_a_read_of_another_resource_stays_deferred_and_checked(
+    store, extractor, sqlite_only
+):
+    """The unit reads Patient/p2 after writing p1 without taking the lock; p2 changing before the commit
+    is still caught, and nothing of the unit is written."""
+    await write(store, extractor, patient("p2"))
+    with pytest.raises(TransientConflict):
+        async with store.deferred_transaction() as tx:
+            await tx.write(version_of(patient("p1"), 1, "2024-01-02T00:00:00Z"), {}, "t")
+            assert (await tx.current("Patient", "p2")).version == 1
+            assert tx._tx is None  # still deferred: the lock is taken only to commit
+            await write(store, extractor, patient("p2", gender="male"), 2)  # another writer wins
+    assert await store.read("Patient", "p1") is None
+    assert (await store.read("Patient", "p2")).version == 2
+
+
 async def test_two_stores_on_one_file_commit_their_batches_in_turn(store, extractor, sqlite_only, tmp_path):
     other = type(store)(store.path)
     await other.open()

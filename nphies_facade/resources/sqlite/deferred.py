@@ -1,14 +1,15 @@
 """Deferred write transactions: a unit of work that takes the write lock only to commit.
 
-While the unit runs, its writes and audit records are collected as statements, and `current` reads the
-last committed version, remembering the version it saw; so does `latest_position` (every write asks it
-about SearchParameter). At the end the unit goes to the process's group commit (group_commit.py), which
-checks under the lock that every version and position read is still current (else TransientConflict:
-FhirService runs the write again) and applies the statements. A unit that needs more than that
-(conditional criteria, searches, its own writes read back) turns into an ordinary locked transaction at
-that point: the lock is taken, the reads are checked and the collected statements applied, and the rest
-runs as in SqliteStore.transaction. Creations with nothing but audit records between them are collected
-into one CreateBatch (a transaction Bundle's POSTs), written with one statement per table.
+While the unit runs, its writes and audit records are collected as statements, and `current` of a
+resource it has not written reads the last committed version, remembering the version it saw; so does
+`latest_position` (every write asks it about SearchParameter). At the end the unit goes to the
+process's group commit (group_commit.py), which checks under the lock that every version and position
+read is still current (else TransientConflict: the caller runs the unit again) and applies the
+statements. A unit that needs more than that (conditional criteria, searches, its own writes read
+back) turns into an ordinary locked transaction at that point: the lock is taken, the reads are checked
+and the collected statements applied, and the rest runs as in SqliteStore.transaction. Creations with
+nothing but audit records between them are collected into one CreateBatch (a transaction Bundle's
+POSTs), written with one statement per table.
 """
 
 from typing import TYPE_CHECKING
