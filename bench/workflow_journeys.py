@@ -1,17 +1,18 @@
 """Benchmark: the eligibility and claims journeys under load, through a real `nphies-facade serve`.
 
 1,000 eligibility journeys started at once (EMR transaction Bundles: Patient, Consent, Coverage; `--clients`
-posts in flight) and 1,000 claim journeys (the same plus an active Claim), against the embedded sandbox
-simulator that adjudicates at once. Reports journeys/s, the time from the Patient POST to the journey's
-eligibility.verified (goal p95 < 500 ms) and to claim.paid, the outcomes and the server's peak memory,
-after the same latency for `--sequential` journeys posted one at a time; beside a baseline measured in
-the same run on a server without journeys: the bare `$eligibility` round trip (cache miss) for the same
-registrations, at the same concurrency.
+posts in flight) and 1,000 claim journeys (the same plus an active Claim), against `nphies-facade simulator`
+in its own process (NPHIES is another system; `--simulator sandbox`: the server's embedded one), which
+adjudicates at once. Reports journeys/s, the time from the Patient POST to the journey's
+eligibility.verified (goal p95 < 500 ms) and to claim.paid, the outcomes, the server's CPU time per
+journey and its peak memory, after the same latency for `--sequential` journeys posted one at a time;
+beside a baseline measured in the same run on a server without journeys: the bare `$eligibility` round
+trip (cache miss) for the same registrations, at the same concurrency.
 
     .venv/bin/python bench/workflow_journeys.py [--journeys 1000] [--clients 100] [--modes embedded,redis]
 
-Mode `redis`: the server enqueues workflow steps on arq (a redis-server started here) and
-`nphies-facade worker` runs them.
+Mode `redis`: the server enqueues workflow steps on arq (a redis-server started here) and `--workers`
+`nphies-facade worker` processes run them.
 """
 
 import argparse

@@ -85,8 +85,9 @@ def choose_drivers(db: sqlite3.Connection, renderer: SqlRenderer, plan: SearchPl
     Two filters on one date or number parameter (a range such as `ge..&lt..`) start from the values
     meeting both when those are few. Otherwise the value filter with the fewest matching index rows,
     counted up to ESTIMATE_CAP (each count stops at the smallest so far; likely narrow filters are
-    counted first, and one with at most FEW rows is taken at once); when even that one has many, the type is walked in result order if it can be (a
-    page fills fast unless the filters rarely hold together), else the two smallest are intersected.
+    counted first, and one with at most FEW rows is taken at once); when even that one has many, the
+    type is walked in result order if it can be (a page fills fast unless the filters rarely hold
+    together), else the two smallest are intersected.
     """
     first = first_driver(plan.filters)
     if first is None or isinstance(plan.filters[first], IdFilter):
