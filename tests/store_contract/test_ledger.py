@@ -1,5 +1,8 @@
 """The delivery ledger kept in the store (`store.ledger()`), on every backend."""
 
+import asyncio
+
+import orjson
 import pytest
 
 from nphies_facade.resources.ledger import (
@@ -19,9 +22,15 @@ from nphies_facade.resources.ledger import (
     job_id_for,
 )
 
-from .writing import patient, write
+from .writing import patient, version_of, write
 
 RELAY = "relay"
+
+
+async def _create(store, extractor, resource: dict) -> None:
+    stored = version_of(resource, 1, "2024-01-02T00:00:00Z")
+    async with store.deferred_transaction() as tx:
+        await tx.write(stored, extractor.extract(orjson.loads(stored.body)), "t")
 
 
 def _attempt(sub: str, number: int, outcome: str = "ok", job_id: str | None = None) -> DeliveryAttempt:
@@ -175,3 +184,29 @@ async def test_prune_removes_delivered_events_old_attempts_and_finished_jobs(rec
     assert await ledger.prune(before=170.0) == 5  # an event of s1 and of s2, two attempts, the job
     assert await ledger.job(job_id) is None
     assert [e.number for e in await ledger.events("s1", 1, 3)] == [2, 3]
+
+
+async def test_ledger_writes_commit_with_the_resource_writes_beside_them(recorded, store, extractor):
+    """SQLite: a ledger write joins the group commit (one COMMIT for the lot), and one that fails (a
+    stale relay cursor) is undone alone."""
+    if type(store).__name__ != "SqliteStore":
+        pytest.skip("the group commit is the SQLite store's")
+    ledger, events, _ = recorded
+    statements: list[str] = []
+    store._sync.set_trace_callback(statements.append)
+    try:
+        outcomes = await asyncio.gather(
+            _create(store, extractor, patient("p7")),
+            ledger.acquire_lease("relay", "me", 100.0, 10.0),
+            ledger.record_batch(RELAY, 0, events[-1].seq, [], [], 100.0),  # the cursor moved on
+            return_exceptions=True,
+        )
+    finally:
+        store._sync.set_trace_callback(None)
+    assert outcomes[0] is None and outcomes[1] is True
+    assert isinstance(outcomes[2], CursorMoved)
+    assert statements.count("COMMIT") == 1
+    assert any("leases" in sql for sql in statements[: statements.index("COMMIT")])
+    assert (await store.read("Patient", "p7")).version == 1
+    assert await ledger.cursor(RELAY) == events[-1].seq
+    assert not await ledger.acquire_lease("relay", "someone else", 101.0, 10.0)

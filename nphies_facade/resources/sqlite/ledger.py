@@ -1,8 +1,9 @@
 """The delivery ledger in the embedded store's SQLite file.
 
-Each write is one function run on the writer connection's thread inside BEGIN IMMEDIATE ... COMMIT, under
-the store's write locks (in-process and cross-process), so a ledger write costs one thread hand-off and a
-cancelled caller cannot leave a transaction open. Reads go through the store's reader connections.
+Each write is one function that the process's group commit (group_commit.py) runs in its own savepoint,
+in the same transaction as the resource writes queued with it: a ledger write then costs no COMMIT of
+its own, and a write that raises is undone alone. Pruning, which can delete many rows, runs in its own
+transaction on the writer connection's thread. Reads go through the store's reader connections.
 """
 
 import sqlite3
@@ -32,6 +33,7 @@ from ..ledger import (
 )
 from ..store import OutboxEvent
 from .connection import WriteLock, begin, commit, rollback, run_on_connection
+from .group_commit import Unit
 
 if TYPE_CHECKING:
     from .store import SqliteStore
@@ -319,6 +321,12 @@ class SqliteLedger(Ledger):
         self._store = store
 
     async def _write(self, fn: Callable[..., T], *args: object) -> T:
+        """Runs fn(db, *args) in the process's group commit, with the resource writes queued beside it."""
+        [result] = await self._store._group.submit(Unit([lambda db: fn(db, *args)]))
+        return result
+
+    async def _write_alone(self, fn: Callable[..., T], *args: object) -> T:
+        """Runs fn(db, *args) in its own transaction on the writer's thread (long work off the loop)."""
         store = self._store
         async with store._write_lock:
             return await run_on_connection(store._writer, _in_transaction, store._file_lock, fn, *args)
@@ -492,4 +500,4 @@ class SqliteLedger(Ledger):
     # ----- housekeeping -----
 
     async def prune(self, before: float) -> int:
-        return await self._write(_prune, before)
+        return await self._write_alone(_prune, before)
