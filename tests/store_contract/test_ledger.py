@@ -186,27 +186,30 @@ async def test_prune_removes_delivered_events_old_attempts_and_finished_jobs(rec
     assert [e.number for e in await ledger.events("s1", 1, 3)] == [2, 3]
 
 
-async def test_ledger_writes_commit_with_the_resource_writes_beside_them(recorded, store, extractor):
-    """SQLite: a ledger write joins the group commit (one COMMIT for the lot), and one that fails (a
-    stale relay cursor) is undone alone."""
+async def test_ledger_writes_join_a_group_commit_under_way_and_run_alone_otherwise(store, extractor):
+    """SQLite: a ledger write made while resource writes are committing goes in their batch (on the
+    group commit's connection, no COMMIT of its own); made when nothing is, it runs alone on the
+    writer's thread, beside the event loop."""
     if type(store).__name__ != "SqliteStore":
         pytest.skip("the group commit is the SQLite store's")
-    ledger, events, _ = recorded
+    ledger = store.ledger()
     statements: list[str] = []
     store._sync.set_trace_callback(statements.append)
     try:
-        outcomes = await asyncio.gather(
-            _create(store, extractor, patient("p7")),
-            ledger.acquire_lease("relay", "me", 100.0, 10.0),
-            ledger.record_batch(RELAY, 0, events[-1].seq, [], [], 100.0),  # the cursor moved on
-            return_exceptions=True,
-        )
+        assert not store._group.busy
+        assert await ledger.acquire_lease("idle", "me", 100.0, 10.0)
+        assert not any("leases" in sql for sql in statements)
+        creating = asyncio.create_task(_create(store, extractor, patient("p7")))
+        for _ in range(100):
+            if store._group.busy:
+                break
+            await asyncio.sleep(0)
+        assert await ledger.acquire_lease("busy", "me", 100.0, 10.0)
+        await creating
     finally:
         store._sync.set_trace_callback(None)
-    assert outcomes[0] is None and outcomes[1] is True
-    assert isinstance(outcomes[2], CursorMoved)
-    assert statements.count("COMMIT") == 1
-    assert any("leases" in sql for sql in statements[: statements.index("COMMIT")])
+    leases = [n for n, sql in enumerate(statements) if "leases" in sql]
+    assert leases and statements.count("COMMIT") == 1 and leases[-1] < statements.index("COMMIT")
     assert (await store.read("Patient", "p7")).version == 1
-    assert await ledger.cursor(RELAY) == events[-1].seq
-    assert not await ledger.acquire_lease("relay", "someone else", 101.0, 10.0)
+    assert not await ledger.acquire_lease("busy", "someone else", 101.0, 10.0)
+    assert not await ledger.acquire_lease("idle", "someone else", 101.0, 10.0)

@@ -93,6 +93,11 @@ class GroupCommit:
         self._checkpoint: asyncio.Task | None = None
         self._checkpointed = time.monotonic()
 
+    @property
+    def busy(self) -> bool:
+        """Whether a batch is queued or committing, so a unit submitted now costs no COMMIT of its own."""
+        return bool(self._queue) or (self._runner is not None and not self._runner.done())
+
     async def submit(self, unit: Unit) -> list[object]:
         """Commits the unit with whatever else is queued; its op results, or the exception it raised."""
         future = asyncio.get_running_loop().create_future()

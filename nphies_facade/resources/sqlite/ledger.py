@@ -1,9 +1,10 @@
 """The delivery ledger in the embedded store's SQLite file.
 
-Each write is one function that the process's group commit (group_commit.py) runs in its own savepoint,
-in the same transaction as the resource writes queued with it: a ledger write then costs no COMMIT of
-its own, and a write that raises is undone alone. Pruning, which can delete many rows, runs in its own
-transaction on the writer connection's thread. Reads go through the store's reader connections.
+Each write is one function. While the process's group commit (group_commit.py) has a batch queued or
+committing, the write joins it in a savepoint of its own: it costs no COMMIT, and if it raises it is
+undone alone. Otherwise, and always for relay batches and pruning, which can be large, it runs inside
+BEGIN IMMEDIATE ... COMMIT on the writer connection's thread, where SQLite works beside the event loop.
+Reads go through the store's reader connections.
 """
 
 import sqlite3
@@ -321,12 +322,15 @@ class SqliteLedger(Ledger):
         self._store = store
 
     async def _write(self, fn: Callable[..., T], *args: object) -> T:
-        """Runs fn(db, *args) in the process's group commit, with the resource writes queued beside it."""
-        [result] = await self._store._group.submit(Unit([lambda db: fn(db, *args)]))
-        return result
+        """Runs fn(db, *args) in the group commit's next batch when one is due anyway, else alone."""
+        group = self._store._group
+        if group.busy:
+            [result] = await group.submit(Unit([lambda db: fn(db, *args)]))
+            return result
+        return await self._write_alone(fn, *args)
 
     async def _write_alone(self, fn: Callable[..., T], *args: object) -> T:
-        """Runs fn(db, *args) in its own transaction on the writer's thread (long work off the loop)."""
+        """Runs fn(db, *args) in its own transaction on the writer's thread, beside the event loop."""
         store = self._store
         async with store._write_lock:
             return await run_on_connection(store._writer, _in_transaction, store._file_lock, fn, *args)
@@ -352,7 +356,7 @@ class SqliteLedger(Ledger):
         matches: Sequence[Match],
         now: float,
     ) -> list[SubscriptionEvent]:
-        return await self._write(_record_batch, relay, after, upto, applied, matches, now)
+        return await self._write_alone(_record_batch, relay, after, upto, applied, matches, now)
 
     async def applied_subscriptions(self) -> list[tuple[str, int]]:
         rows = await self._read("SELECT sub_id, applied_version FROM sub_state WHERE deleted = 0")
