@@ -38,7 +38,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from processes import free_port, start_simulator, stop, wait_ready  # noqa: E402
+from processes import free_port, group_cpu_seconds, start_simulator, stop, wait_ready  # noqa: E402
 
 from tests.operations.material import ELIGIBILITY, VISION_CLAIM, material  # noqa: E402
 
@@ -99,23 +99,6 @@ def start_workers(count: int, data_dir: Path, env: dict[str, str]) -> list[subpr
     """`nphies-facade worker` processes: they run the $submit steps the API server enqueues on Redis."""
     command = [sys.executable, "-m", "nphies_facade.server.cli", "worker", "--data-dir", str(data_dir)]
     return [subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True) for _ in range(count)]
-
-
-def group_cpu_seconds(*groups: int) -> float:
-    """CPU time (user + system) used so far by the processes of some process groups (the server's and
-    its workers')."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) in groups:
-            total += int(fields[11]) + int(fields[12])
-    return total / ticks
 
 
 def figures(label: str, seconds: list[float], goal: float | None = None) -> str:

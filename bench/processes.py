@@ -12,7 +12,7 @@ import httpx
 
 from nphies_facade.workflows.journeys.harness import free_port
 
-__all__ = ["free_port", "start_simulator", "stop", "wait_ready"]
+__all__ = ["free_port", "group_cpu_seconds", "start_simulator", "stop", "wait_ready"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,3 +50,20 @@ def start_simulator() -> tuple[subprocess.Popen, str]:
     url = f"http://127.0.0.1:{port}"
     wait_ready(f"{url}/health", process)
     return process, url
+
+
+def group_cpu_seconds(*groups: int) -> float:
+    """CPU time (user + system) used so far by the processes of some process groups (the server's and
+    its workers')."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) in groups:
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks

@@ -35,7 +35,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from processes import free_port, start_simulator, stop, wait_ready  # noqa: E402
+from processes import free_port, group_cpu_seconds, start_simulator, stop, wait_ready  # noqa: E402
 
 from nphies_facade.workflows.instances import fetch_instances, timeline  # noqa: E402
 from nphies_facade.workflows.journeys import synthetic  # noqa: E402
@@ -59,16 +59,6 @@ def peak_rss_mb(pids: list[int]) -> float:
         with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as status:
             total += next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))
     return total / 1024
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User and system CPU time used so far, summed over the processes."""
-    total = 0
-    for pid in pids:
-        with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rpartition(")")[2].split()
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 class Server:
@@ -137,7 +127,7 @@ class Server:
         raise RuntimeError("the journeys' trigger Subscriptions did not become active")
 
     def cpu(self) -> float:
-        return cpu_seconds([p.pid for p in self.measured])
+        return group_cpu_seconds(*(p.pid for p in self.measured))  # each started in its own session
 
     def peak_mb(self) -> float:
         return peak_rss_mb([p.pid for p in self.measured])

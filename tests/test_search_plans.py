@@ -85,6 +85,13 @@ async def database(tmp_path_factory):
     db.close()
 
 
+def _planned(db: sqlite3.Connection, registry, resource_type: str, params: list[tuple[str, str]]):
+    """The plan of a strict search and a renderer resolving its parameter ids on `db`."""
+    query = QueryParser(registry).parse((resource_type,), params, strict=True)
+    cache: dict = {}
+    return Planner(registry, 0).plan(query), SqlRenderer(lambda keys: resolve_pids(cache, db, keys))
+
+
 def _plan_lines(db: sqlite3.Connection, sql: str, args: list) -> list[str]:
     return [row[3] for row in db.execute("EXPLAIN QUERY PLAN " + sql, args)]
 
@@ -119,10 +126,7 @@ def _full_scans(lines: list[str]) -> list[str]:
 )
 async def test_indexed_searches_use_indexes(database, resource_type, query):
     db, registry = database
-    parsed = QueryParser(registry).parse((resource_type,), parse_qsl(query), strict=True)
-    plan = Planner(registry, 0).plan(parsed)
-    cache: dict = {}
-    renderer = SqlRenderer(lambda keys: resolve_pids(cache, db, keys))
+    plan, renderer = _planned(db, registry, resource_type, parse_qsl(query))
     rendered = renderer.page(plan)
     if rendered is None:  # a parameter nothing has a value for: no query runs at all
         return
@@ -142,12 +146,9 @@ async def test_indexed_searches_use_indexes(database, resource_type, query):
 async def test_a_date_range_starts_from_a_narrow_scan_of_lower_bounds(database, monkeypatch):
     db, registry = database
     monkeypatch.setattr(search_exec, "ESTIMATE_CAP", 50)  # at this size, both halves of the range are large
-    query = QueryParser(registry).parse(
-        ("Patient",), [("birthdate", "ge1975-03-01"), ("birthdate", "lt1975-04-01")], strict=True
+    plan, renderer = _planned(
+        db, registry, "Patient", [("birthdate", "ge1975-03-01"), ("birthdate", "lt1975-04-01")]
     )
-    plan = Planner(registry, 0).plan(query)
-    cache: dict = {}
-    renderer = SqlRenderer(lambda keys: resolve_pids(cache, db, keys))
     page_driver, _ = search_exec.choose_drivers(db, renderer, plan)
     assert page_driver[0] == RANGE
     lines = _plan_lines(db, *renderer.page(plan, page_driver))
@@ -158,12 +159,9 @@ async def test_a_date_range_starts_from_a_narrow_scan_of_lower_bounds(database, 
 async def test_a_reference_naming_few_resources_drives_without_counting_the_other_filters(database):
     """`code` matches 200 Tasks, `focus` one: the reference is counted first and taken at once."""
     db, registry = database
-    query = QueryParser(registry).parse(
-        ("Task",), [("code", "urn:wf|claim"), ("focus", "Claim/c7"), ("status", "in-progress")], strict=True
+    plan, renderer = _planned(
+        db, registry, "Task", [("code", "urn:wf|claim"), ("focus", "Claim/c7"), ("status", "in-progress")]
     )
-    plan = Planner(registry, 0).plan(query)
-    cache: dict = {}
-    renderer = SqlRenderer(lambda keys: resolve_pids(cache, db, keys))
     counts: list[str] = []
     db.set_trace_callback(lambda sql: counts.append(sql) if sql.startswith("SELECT count(*)") else None)
     try:

@@ -406,12 +406,10 @@ class Engine:
             result = await self.service.update(
                 ctx, "Task", stored.id, copy_json(change.task), if_match=f'W/"{version}"', tx=tx
             )
-            written = {f"Task/{stored.id}": result.version.version}  # versions the events' foci have
             for resource_id, resource in change.creates:
-                created = await self.service.create(ctx, copy_json(resource), tx=tx, resource_id=resource_id)
-                written[f"Task/{resource_id}"] = created.version.version
+                await self.service.create(ctx, copy_json(resource), tx=tx, resource_id=resource_id)
             for name, focus, data in change.events:
-                await emit(self.service, name, focus, ctx=ctx, tx=tx, data=data, version=written.get(focus))
+                await emit(self.service, name, focus, ctx=ctx, tx=tx, data=data)
             return result.version
 
         try:

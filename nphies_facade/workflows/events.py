@@ -86,19 +86,16 @@ async def emit(
     ctx: RequestContext,
     tx: StoreTransaction | None = None,
     data: dict | None = None,
-    version: int | None = None,
 ) -> None:
     """Records event `name` about `focus` ("Claim/1"): in `tx` when given, so it commits (or rolls back)
-    with the write that causes it. The focus version notified is `version` when the caller wrote it in
-    that transaction, else the one current in it. The record is written by the server's events actor,
-    keeping the caller's trace id."""
+    with the write that causes it. The focus version current in that transaction is the one notified.
+    The record is written by the server's events actor, keeping the caller's trace id."""
     _check(name, focus)
     actor = RequestContext(actor=EVENTS_ACTOR, scopes=("system/*.*",), trace_id=ctx.trace_id)
     at = fhir_instant(service.clock().astimezone(UTC))
     async with service.transaction(tx) as t:
-        if version is None:
-            resource_type, _, resource_id = focus.partition("/")
-            current = await t.current(resource_type, resource_id)
-            version = current.version if current is not None and not current.deleted else None
+        resource_type, _, resource_id = focus.partition("/")
+        current = await t.current(resource_type, resource_id)
+        version = current.version if current is not None and not current.deleted else None
         record = event_record(name, focus, version, at, ctx.trace_id, dict(data or {}))
         await service.create(actor, record, tx=t)

@@ -14,22 +14,16 @@ from nphies_facade.resources.context import RequestContext
 from nphies_facade.resources.errors import FhirError
 from nphies_facade.resources.store import HistoryQuery, TransientConflict, VersionConflict
 
-from .writing import patient, version_of, write
+from .writing import patient, version_of, write, write_deferred
 
 CTX = RequestContext.system()
-
-
-async def _create(store, extractor, resource: dict, version: int = 1) -> None:
-    stored = version_of(resource, version, "2024-01-02T00:00:00Z")
-    async with store.deferred_transaction() as tx:
-        await tx.write(stored, extractor.extract(orjson.loads(stored.body)), "t")
 
 
 async def test_a_failing_unit_leaves_the_units_committed_with_it_alone(store, extractor):
     await write(store, extractor, patient("p0", "1000000000"))
     outcomes = await asyncio.gather(
-        *(_create(store, extractor, patient(f"p{i}", f"100000000{i}")) for i in range(1, 5)),
-        _create(store, extractor, patient("p0", "1000000009")),  # version 1 again: a conflict
+        *(write_deferred(store, extractor, patient(f"p{i}", f"100000000{i}")) for i in range(1, 5)),
+        write_deferred(store, extractor, patient("p0", "1000000009")),  # version 1 again: a conflict
         return_exceptions=True,
     )
     assert outcomes[:4] == [None] * 4
@@ -77,6 +71,17 @@ async def test_a_read_gone_stale_before_the_commit_is_a_transient_conflict(store
     assert len(await store.outbox_after(0)) == 2
 
 
+async def test_reading_back_its_own_write_keeps_a_unit_deferred(store, extractor, sqlite_only):
+    await write(store, extractor, patient("p1"))
+    async with store.deferred_transaction() as tx:
+        await tx.write(version_of(patient("p1", gender="male"), 2, "2024-01-02T00:00:00Z"), {}, "t")
+        assert (await tx.current("Patient", "p1")).version == 2  # the version queued
+        await tx.write(version_of(patient("p1", gender="female"), 3, "2024-01-03T00:00:00Z"), {}, "t")
+        assert tx._tx is None  # still deferred: the lock is taken only to commit
+    assert orjson.loads((await store.read("Patient", "p1")).body)["gender"] == "female"
+    assert [e.version for e in await store.outbox_after(0)] == [1, 2, 3]
+
+
 async def test_after_a_write_a_read_of_another_resource_stays_deferred_and_checked(
     store, extractor, sqlite_only
 ):
@@ -98,7 +103,7 @@ async def test_two_stores_on_one_file_commit_their_batches_in_turn(store, extrac
     await other.open()
     try:
         await asyncio.gather(
-            *(_create(s, extractor, patient(f"{name}{i}")) for i in range(20) for name, s in (("a", store), ("b", other)))
+            *(write_deferred(s, extractor, patient(f"{name}{i}")) for i in range(20) for name, s in (("a", store), ("b", other)))
         )  # fmt: skip
     finally:
         await other.close()

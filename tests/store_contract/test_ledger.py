@@ -2,7 +2,6 @@
 
 import asyncio
 
-import orjson
 import pytest
 
 from nphies_facade.resources.ledger import (
@@ -22,15 +21,9 @@ from nphies_facade.resources.ledger import (
     job_id_for,
 )
 
-from .writing import patient, version_of, write
+from .writing import patient, write, write_deferred
 
 RELAY = "relay"
-
-
-async def _create(store, extractor, resource: dict) -> None:
-    stored = version_of(resource, 1, "2024-01-02T00:00:00Z")
-    async with store.deferred_transaction() as tx:
-        await tx.write(stored, extractor.extract(orjson.loads(stored.body)), "t")
 
 
 def _attempt(sub: str, number: int, outcome: str = "ok", job_id: str | None = None) -> DeliveryAttempt:
@@ -199,7 +192,7 @@ async def test_ledger_writes_join_a_group_commit_under_way_and_run_alone_otherwi
         assert not store._group.busy
         assert await ledger.acquire_lease("idle", "me", 100.0, 10.0)
         assert not any("leases" in sql for sql in statements)
-        creating = asyncio.create_task(_create(store, extractor, patient("p7")))
+        creating = asyncio.create_task(write_deferred(store, extractor, patient("p7")))
         for _ in range(100):
             if store._group.busy:
                 break

@@ -38,3 +38,12 @@ async def delete(store: Store, resource_type: str, resource_id: str, version: in
     tombstone = StoredVersion(resource_type, resource_id, version, at, "DELETE", None)
     async with store.transaction() as tx:
         return await tx.write(tombstone, {}, "trace")
+
+
+async def write_deferred(
+    store: Store, extractor: Extractor, resource: dict, version: int = 1, at: str = "2024-01-02T00:00:00Z"
+) -> None:
+    """Writes one version in a deferred transaction (on SQLite: through the group commit)."""
+    stored = version_of(resource, version, at)
+    async with store.deferred_transaction() as tx:
+        await tx.write(stored, extractor.extract(orjson.loads(stored.body)), "t")

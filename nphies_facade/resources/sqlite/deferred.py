@@ -1,12 +1,12 @@
 """Deferred write transactions: a unit of work that takes the write lock only to commit.
 
-While the unit runs, its writes and audit records are collected as statements, and `current` of a
-resource it has not written reads the last committed version, remembering the version it saw; so does
-`latest_position` (every write asks it about SearchParameter). At the end the unit goes to the
-process's group commit (group_commit.py), which checks under the lock that every version and position
-read is still current (else TransientConflict: the caller runs the unit again) and applies the
-statements. A unit that needs more than that (conditional criteria, searches, its own writes read
-back) turns into an ordinary locked transaction at that point: the lock is taken, the reads are checked
+While the unit runs, its writes and audit records are collected as statements. `current` answers with
+the last version the unit queued of the resource; of one it has not written, it reads the last committed
+version, remembering the version it saw; so does `latest_position` (every write asks it about
+SearchParameter). At the end the unit goes to the process's group commit (group_commit.py), which
+checks under the lock that every version and position read is still current (else TransientConflict:
+the caller runs the unit again) and applies the statements. A unit that needs more than that
+(conditional criteria, searches) turns into an ordinary locked transaction at that point: the lock is taken, the reads are checked
 and the collected statements applied, and the rest runs as in SqliteStore.transaction. Creations with
 nothing but audit records between them are collected into one CreateBatch (a transaction Bundle's
 POSTs), written with one statement per table.
@@ -49,7 +49,7 @@ class DeferredTransaction(StoreTransaction):
         self._tx: SqliteTransaction | None = None
         self._creates: CreateBatch | None = None
         self.wrote = self._unit.types
-        self._written: set[tuple[str, str]] = set()  # (type, id) of the versions queued
+        self._queued: dict[tuple[str, str], StoredVersion] = {}  # the last version queued per resource
 
     def defer(self, op: Op) -> bool:
         """Queues op(db) to run with the unit's writes; False when the unit already holds the lock."""
@@ -73,8 +73,11 @@ class DeferredTransaction(StoreTransaction):
         return await (await self._locked()).connection()
 
     async def current(self, resource_type: str, resource_id: str) -> StoredVersion | None:
-        if self._tx is not None or (resource_type, resource_id) in self._written:
-            return await (await self._locked()).current(resource_type, resource_id)
+        if self._tx is not None:
+            return await self._tx.current(resource_type, resource_id)
+        queued = self._queued.get((resource_type, resource_id))
+        if queued is not None:
+            return queued
         found = await self._store._committed_current(resource_type, resource_id)
         self._unit.reads.setdefault((resource_type, resource_id), found.version if found else None)
         return found
@@ -86,7 +89,7 @@ class DeferredTransaction(StoreTransaction):
             return await self._tx.write_prepared(v, prepared, trace_id)
         params = self._store._params
         self.wrote.add(v.resource_type)
-        self._written.add((v.resource_type, v.id))
+        self._queued[(v.resource_type, v.id)] = v
         if v.version == 1 and v.body is not None:
             if self._creates is None:
                 self._creates = CreateBatch(params)
