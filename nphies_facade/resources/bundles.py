@@ -442,6 +442,6 @@ def _instant(value: str) -> str:
 def _count(value: str | None, default: int, maximum: int) -> int:
     if value is None:
         return default
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise bad_request(f"_count must be a non-negative whole number, not {value!r}", "request.url")
     return min(int(value), maximum)

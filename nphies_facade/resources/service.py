@@ -29,7 +29,15 @@ from .errors import FhirError, bad_request, conflict, error, gone, not_found, pr
 from .guard import Guard
 from .search.extraction import Extractor
 from .searching import Searching, SearchOptions, SearchResult
-from .store import HistoryQuery, Store, StoredVersion, StoreTransaction, TransientConflict, VersionConflict
+from .store import (
+    HistoryQuery,
+    Store,
+    StoredVersion,
+    StoreTransaction,
+    TransientConflict,
+    VersionConflict,
+    version_number,
+)
 from .task_states import check_task_write
 from .validation import check_id, require_resource, validate_resource
 
@@ -66,7 +74,7 @@ def _expected_version(if_match: str | None) -> int | None:
     if if_match is None:
         return None
     tag = if_match.strip().removeprefix("W/").strip('"')
-    if not tag.isdigit():
+    if not tag.isascii() or not tag.isdigit():
         raise bad_request(f'If-Match must be a version ETag like W/"1", not {if_match!r}')
     return int(tag)
 
@@ -229,13 +237,14 @@ class FhirService:
     ) -> StoredVersion:
         ctx = context_or_current(ctx)
         await self.guard.admit_type(ctx, Interaction.VREAD, resource_type)
-        if not version.isdigit():
+        number = version_number(version)
+        if number is None:
             raise not_found(f"{resource_type}/{resource_id} has no version {version!r}")
         current = await tx.current(resource_type, resource_id) if tx is not None else None
-        if current is not None and current.version == int(version):
+        if current is not None and current.version == number:
             stored: StoredVersion | None = current
         else:
-            stored = await self.store.vread(resource_type, resource_id, int(version))
+            stored = await self.store.vread(resource_type, resource_id, number)
         if stored is None:
             raise not_found(f"{resource_type}/{resource_id} has no version {version}")
         if stored.deleted:

@@ -5,6 +5,7 @@ values, and an outbox of change events with a monotonically increasing sequence 
 all four in one transaction (DESIGN rule 2).
 """
 
+import re
 from abc import ABC, abstractmethod
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -18,6 +19,20 @@ if TYPE_CHECKING:
     from .security_store import SecurityStore
 
 IndexValues = dict[str, list[IndexValue]]
+
+# Versions are counted from 1 in a signed 64-bit integer (SQLite INTEGER, BSON long).
+MAX_VERSION = 2**63 - 1
+_VERSION_TEXT = re.compile(r"[0-9]{1,19}")
+
+
+def version_number(text: str) -> int | None:
+    """The version a version id names: plain ASCII digits of a number from 1 to MAX_VERSION; None for
+    anything else (`0`, `-1`, `1.0`, superscript or Arabic-Indic digits, a number above the range), which
+    no stored version has."""
+    if not _VERSION_TEXT.fullmatch(text):
+        return None
+    number = int(text)
+    return number if 1 <= number <= MAX_VERSION else None
 
 
 @dataclass(frozen=True, slots=True)

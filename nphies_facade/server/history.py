@@ -22,7 +22,7 @@ def encode_cursor(position: int) -> str:
 def decode_cursor(token: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        if raw.startswith("h") and raw[1:].isdigit():
+        if raw.startswith("h") and raw[1:].isascii() and raw[1:].isdigit():
             return int(raw[1:])
     except (ValueError, UnicodeDecodeError):
         pass
@@ -32,7 +32,7 @@ def decode_cursor(token: str) -> int:
 def parse_count(value: str | None, default: int, maximum: int) -> int:
     if value is None:
         return default
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise bad_request(f"_count must be a non-negative whole number, not {value!r}", "_count")
     return min(int(value), maximum)
 

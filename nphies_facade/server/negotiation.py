@@ -40,7 +40,7 @@ def check_content_type(request: Request, allowed: frozenset[str] = JSON_TYPES) -
 
 async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise error(413, "too-costly", f"The body is larger than the limit of {limit} bytes")
     chunks, size = [], 0
     async for chunk in request.stream():

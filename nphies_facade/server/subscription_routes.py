@@ -70,7 +70,7 @@ def _number(values: dict[str, str], name: str) -> int | None:
     raw = values.get(name)
     if raw is None or raw == "":
         return None
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise bad_request(f"{name} must be a whole number, not {raw!r}", name)
     return int(raw)
 

@@ -43,7 +43,7 @@ def _seq_of_cursor(token: str) -> int:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
     except (ValueError, UnicodeDecodeError):
         raw = ""
-    if not raw.startswith("a") or not raw[1:].isdigit():
+    if not raw.startswith("a") or not (raw[1:].isascii() and raw[1:].isdigit()):
         raise bad_request("The paging cursor is not valid; follow the links the server gave", "_cursor")
     return int(raw[1:])
 
@@ -115,7 +115,7 @@ async def search_audit(request: Request) -> Response:
 async def read_audit(request: Request, event_id: str) -> Response:
     service, ctx = _service(request), _context(request)
     await service.authorize(ctx, Interaction.READ, AUDIT_TYPE)
-    known = event_id.isdigit() and len(event_id) <= 18
+    known = event_id.isascii() and event_id.isdigit() and len(event_id) <= 18
     await service.audit.drain()
     row = await service.store.security().audit_row(int(event_id)) if known else None
     if row is None:

@@ -13,6 +13,7 @@ from ...nphies import canonical
 from ...nphies.fhirjson import code_of, extension_value
 from ...resources.errors import FhirError
 from ...resources.service import resource_json
+from ...resources.store import version_number
 from ..context import StepContext
 from ..dsl import AskPerson, End, Next, Outcome, Retry, Step, StepFailed, Trigger, Workflow
 from ..metrics import ELIGIBILITY_TURNAROUND
@@ -120,8 +121,9 @@ async def _registered_at(step: StepContext) -> datetime | None:
     trigger = common.referenced(step.input("trigger")) or ""
     resource_type, _, rest = trigger.partition("/")
     resource_id, _, version = rest.partition("/_history/")
-    if version.isdigit():
-        stored = await step.service.store.vread(resource_type, resource_id, int(version))
+    number = version_number(version)
+    if number is not None:
+        stored = await step.service.store.vread(resource_type, resource_id, number)
         if stored is not None:
             return common.instant(stored.last_updated)
     return common.instant(step.task.get("authoredOn"))
