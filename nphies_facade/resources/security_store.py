@@ -92,6 +92,15 @@ class SecurityStore(ABC):
     async def list_clients(self) -> list[dict]: ...
 
     @abstractmethod
+    async def delete_client(self, client_id: str) -> bool:
+        """Removes the registration; False when there was none."""
+
+    async def client_state(self, client_id: str) -> dict | None:
+        """The registration as the token verifier reads it on every request: cheap, and current across
+        processes (a backend may answer from a cache only as old as it documents)."""
+        return await self.get_client(client_id)
+
+    @abstractmethod
     async def claim_jti(self, key: str, expires_at: float, now: float) -> bool:
         """Records a one-time token id until `expires_at`; False when it was already used."""
 

@@ -57,6 +57,16 @@ async def test_clients_and_one_time_token_ids(store):
     assert await security.claim_jti("k", expires_at=300.0, now=200.0)  # the first use expired
 
 
+async def test_a_removed_client_is_gone_for_the_per_request_state_read(store):
+    security = store.security()
+    await security.put_client("a", {"client_id": "a", "status": "active"})
+    assert await security.client_state("a") == {"client_id": "a", "status": "active"}
+    assert await security.delete_client("a")
+    assert not await security.delete_client("a")
+    assert await security.get_client("a") is None
+    assert [c["client_id"] for c in await security.list_clients()] == []
+
+
 async def test_retention_finds_expired_versions_and_erases_them(store, extractor):
     security = store.security()
     await write(store, extractor, patient("a", "1"), at="2024-01-01T00:00:00Z")

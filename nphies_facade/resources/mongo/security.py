@@ -8,6 +8,7 @@ clients   {_id: client id, body: JSON bytes}
 used_jti  {_id: key, expires}
 """
 
+import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING
@@ -42,9 +43,13 @@ def _audit_row(doc: dict) -> AuditRow:
     return AuditRow(seq=fields.pop("_id"), **fields)
 
 
+CLIENT_STATE_SECONDS = 1.0
+
+
 class MongoSecurity(SecurityStore):
     def __init__(self, store: "MongoStore") -> None:
         self._store = store
+        self._client_states: dict[str, tuple[float, dict | None]] = {}
 
     def _c(self, name: str) -> AsyncCollection:
         return self._store.collections.db[name]
@@ -103,6 +108,7 @@ class MongoSecurity(SecurityStore):
     # ----- authorization server -----
 
     async def put_client(self, client_id: str, record: dict) -> None:
+        self._client_states.pop(client_id, None)
         await self._c("clients").replace_one({"_id": client_id}, {"body": orjson.dumps(record)}, upsert=True)
 
     async def get_client(self, client_id: str) -> dict | None:
@@ -111,6 +117,24 @@ class MongoSecurity(SecurityStore):
 
     async def list_clients(self) -> list[dict]:
         return [orjson.loads(doc["body"]) async for doc in self._c("clients").find().sort("_id", 1)]
+
+    async def delete_client(self, client_id: str) -> bool:
+        self._client_states.pop(client_id, None)
+        result = await self._c("clients").delete_one({"_id": client_id})
+        return result.deleted_count > 0
+
+    async def client_state(self, client_id: str) -> dict | None:
+        """Read at most once a second per client: the round trip would otherwise be on every request, so
+        a client disabled in MongoDB stops within CLIENT_STATE_SECONDS."""
+        now = time.monotonic()
+        cached = self._client_states.get(client_id)
+        if cached is not None and now - cached[0] < CLIENT_STATE_SECONDS:
+            return cached[1]
+        record = await self.get_client(client_id)
+        if len(self._client_states) >= 10_000:
+            self._client_states.clear()
+        self._client_states[client_id] = (now, record)
+        return record
 
     async def claim_jti(self, key: str, expires_at: float, now: float) -> bool:
         used = self._c("used_jti")

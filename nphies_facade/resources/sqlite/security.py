@@ -116,6 +116,17 @@ class SqliteSecurity(SecurityStore):
     async def list_clients(self) -> list[dict]:
         return [orjson.loads(row[0]) for row in await self._read("SELECT body FROM clients ORDER BY id")]
 
+    async def delete_client(self, client_id: str) -> bool:
+        async with self._tx() as conn:
+            cursor = await conn.execute("DELETE FROM clients WHERE id = ?", (client_id,))
+            return cursor.rowcount > 0
+
+    async def client_state(self, client_id: str) -> dict | None:
+        """On the event loop's thread (a primary-key lookup takes microseconds): it sees what another
+        process committed, so a disabled client's tokens stop at its next request."""
+        rows = self._store._sync_read("SELECT body FROM clients WHERE id = ?", (client_id,))
+        return orjson.loads(rows[0][0]) if rows else None
+
     async def claim_jti(self, key: str, expires_at: float, now: float) -> bool:
         async with self._tx() as conn:
             await conn.execute("DELETE FROM used_jti WHERE expires < ?", (now,))

@@ -280,6 +280,11 @@ class SqliteStore(Store):
     # Reads of one row by key run on the event loop's thread: a lookup on the unique (type, id) index
     # takes microseconds, less than the hand-off to a reader's thread would.
 
+    def _sync_read(self, sql: str, args: tuple = ()) -> list[tuple]:
+        if self._sync is None:
+            raise RuntimeError("the store is not open")
+        return self._sync.execute(sql, args).fetchall()
+
     async def _committed_current(self, resource_type: str, resource_id: str) -> StoredVersion | None:
         rows = self._sync.execute(_CURRENT_SQL, (resource_type, resource_id)).fetchall()
         return _version(rows[0], rows[0][6]) if rows else None

@@ -1,16 +1,19 @@
-"""Security commands: `clients add|list`, `token` (mint a local access token) and `audit verify`."""
+"""Security commands: `clients add|list|disable|enable|remove|rotate`, `token` (mint a local access
+token) and `audit verify`. Each change to a client is audited (subtype client-add, client-disable ...)."""
 
 import argparse
 import asyncio
+import getpass
 import json
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from ...resources.audit import verify_chain
+from ...resources.audit import AuditEntry, Auditor, verify_chain
+from ...resources.context import RequestContext
 from ...resources.sqlite.store import SqliteStore
 from ..settings import Settings
-from .clients import ClientError, ClientRecord, new_client
+from .clients import ACTIVE, DISABLED, ClientError, ClientRecord, new_client
 from .issuer import TokenIssuer
 from .keys import ServerKey
 from .scopes import narrow, split_scope_string
@@ -34,13 +37,30 @@ def _fail(message: str) -> int:
     return 2
 
 
+async def _audit_change(
+    store: SqliteStore, settings: Settings, action: str, what: str, client_id: str
+) -> None:
+    from .runtime import audit_key  # the runtime module pulls in the server's HTTP stack
+
+    auditor = Auditor(store, audit_key(settings))
+    ctx = RequestContext(actor=f"cli:{getpass.getuser()}", client_id=client_id)
+    await auditor.record_failure(ctx, AuditEntry(action, f"client-{what}", detail={"client": client_id}))
+
+
+def _read_jwks(path: Path | None) -> dict | None:
+    if path is None:
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ClientError(f"cannot read the JWKS file: {exc}") from None
+
+
 def _clients_add(args: argparse.Namespace) -> int:
-    jwks = None
-    if args.jwks is not None:
-        try:
-            jwks = json.loads(args.jwks.read_text())
-        except (OSError, ValueError) as exc:
-            return _fail(f"cannot read the JWKS file: {exc}")
+    try:
+        jwks = _read_jwks(args.jwks)
+    except ClientError as exc:
+        return _fail(str(exc))
     claims = {
         "role": args.role,
         "region": args.region,
@@ -49,28 +69,95 @@ def _clients_add(args: argparse.Namespace) -> int:
         "patient": args.patient,
     }
     try:
-        client = new_client(args.id, args.scope, args.jwks_url, jwks, claims)
+        client = new_client(args.id, args.scope, args.jwks_url, jwks, claims).reregistered()
     except ClientError as exc:
         return _fail(str(exc))
 
+    settings = _settings(args)
+
     async def add(store: SqliteStore) -> int:
+        existing = await store.security().get_client(client.client_id)
+        if existing is not None and not args.replace:
+            return _fail(
+                f"client {client.client_id} is already registered; add --replace to replace it "
+                "(its tokens stop working), or use clients rotate to change its keys"
+            )
         await store.security().put_client(client.client_id, client.to_json())
-        print(f"client {client.client_id} registered with scopes: {' '.join(client.scopes)}")
+        await _audit_change(
+            store, settings, "U" if existing else "C", "replace" if existing else "add", client.client_id
+        )
+        verb = "replaced" if existing else "registered"
+        print(f"client {client.client_id} {verb} with scopes: {' '.join(client.scopes)}")
         return 0
 
-    return asyncio.run(_with_store(_settings(args), add))
+    return asyncio.run(_with_store(settings, add))
 
 
 def _clients_list(args: argparse.Namespace) -> int:
     async def show(store: SqliteStore) -> int:
         for record in await store.security().list_clients():
             keys = record.get("jwks_url") or "inline JWKS"
+            status = record.get("status", ACTIVE)
             print(
-                f"{record['client_id']}\t{' '.join(record['scopes'])}\t{keys}\t{json.dumps(record['claims'])}"
+                f"{record['client_id']}\t{status}\t{' '.join(record['scopes'])}\t{keys}\t"
+                f"{json.dumps(record['claims'])}"
             )
         return 0
 
     return asyncio.run(_with_store(_settings(args), show))
+
+
+Change = Callable[[ClientRecord, argparse.Namespace], ClientRecord]
+
+
+def _change_client(args: argparse.Namespace, what: str, change: Change) -> int:
+    """Loads the client, applies `change`, stores and audits it."""
+    settings = _settings(args)
+
+    async def run(store: SqliteStore) -> int:
+        record = await store.security().get_client(args.id)
+        if record is None:
+            return _fail(f"client {args.id} is not registered")
+        try:
+            changed = change(ClientRecord.from_json(record), args)
+        except ClientError as exc:
+            return _fail(str(exc))
+        await store.security().put_client(args.id, changed.to_json())
+        await _audit_change(store, settings, "U", what, args.id)
+        print(f"client {args.id} {what}d")
+        return 0
+
+    return asyncio.run(_with_store(settings, run))
+
+
+def _clients_disable(args: argparse.Namespace) -> int:
+    return _change_client(args, "disable", lambda client, _: client.with_status(DISABLED))
+
+
+def _clients_enable(args: argparse.Namespace) -> int:
+    return _change_client(args, "enable", lambda client, _: client.with_status(ACTIVE))
+
+
+def _rotated(client: ClientRecord, args: argparse.Namespace) -> ClientRecord:
+    rotated = client.with_keys(args.jwks_url, _read_jwks(args.jwks))
+    return rotated.reregistered() if args.revoke_tokens else rotated
+
+
+def _clients_rotate(args: argparse.Namespace) -> int:
+    return _change_client(args, "rotate", _rotated)
+
+
+def _clients_remove(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def remove(store: SqliteStore) -> int:
+        if not await store.security().delete_client(args.id):
+            return _fail(f"client {args.id} is not registered")
+        await _audit_change(store, settings, "D", "remove", args.id)
+        print(f"client {args.id} removed; its tokens no longer work")
+        return 0
+
+    return asyncio.run(_with_store(settings, remove))
 
 
 def _token(args: argparse.Namespace) -> int:
@@ -81,6 +168,8 @@ def _token(args: argparse.Namespace) -> int:
         if record is None:
             return _fail(f"client {args.client} is not registered (nphies-facade clients add ...)")
         client = ClientRecord.from_json(record)
+        if not client.active:
+            return _fail(f"client {args.client} is disabled (nphies-facade clients enable {args.client})")
         granted = narrow(split_scope_string(args.scope), client.scopes)
         if not granted:
             return _fail("none of the requested scopes is registered for the client")
@@ -126,11 +215,35 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     add.add_argument("--organization", help="organization claim, e.g. Organization/7")
     add.add_argument("--fhir-user", help="fhirUser claim, e.g. Practitioner/9")
     add.add_argument("--patient", help="patient context claim, e.g. Patient/1")
+    add.add_argument(
+        "--replace", action="store_true", help="replace an existing registration (its tokens stop working)"
+    )
     _data_dir(add)
     add.set_defaults(run=_clients_add)
-    listing = actions.add_parser("list", help="list registered clients")
+    listing = actions.add_parser("list", help="list registered clients and their status")
     _data_dir(listing)
     listing.set_defaults(run=_clients_list)
+    for name, run, text in (
+        ("disable", _clients_disable, "disable a client: no new tokens, its live tokens stop at once"),
+        ("enable", _clients_enable, "enable a disabled client again"),
+        ("remove", _clients_remove, "remove a client: its live tokens stop at once"),
+    ):
+        action = actions.add_parser(name, help=text)
+        action.add_argument("id", help="the client id")
+        _data_dir(action)
+        action.set_defaults(run=run)
+    rotate = actions.add_parser(
+        "rotate", help="new keys for a client (without --jwks/--jwks-url: fetch its JWKS URL again)"
+    )
+    rotate.add_argument("id", help="the client id")
+    new_keys = rotate.add_mutually_exclusive_group()
+    new_keys.add_argument("--jwks-url", help="the new URL of the client's JWKS")
+    new_keys.add_argument("--jwks", type=Path, help="file holding the client's new JWKS")
+    rotate.add_argument(
+        "--revoke-tokens", action="store_true", help="also stop the tokens issued before the rotation"
+    )
+    _data_dir(rotate)
+    rotate.set_defaults(run=_clients_rotate)
 
     token = commands.add_parser("token", help="mint an access token for a registered client (local use)")
     token.add_argument("--client", required=True, help="a registered client id")

@@ -5,7 +5,7 @@ import uuid
 from dataclasses import dataclass
 
 from ...resources.clock import Clock, system_clock
-from .clients import ClientRecord
+from .clients import REGISTRATION_CLAIM, ClientRecord
 from .keys import ServerKey
 
 
@@ -56,4 +56,6 @@ class TokenIssuer:
             "jti": uuid.uuid4().hex,
             "scope": " ".join(scopes),
         }
+        if client.registration is not None:
+            claims[REGISTRATION_CLAIM] = client.registration  # the verifier's ClientGate compares it
         return IssuedToken(self.key.sign(claims), expires_in, claims["scope"])

@@ -23,6 +23,7 @@ from ...resources.store import Store
 from ..settings import Settings
 from .authorizer import Authorizer, StorePolicyData
 from .claims import context_from_claims
+from .clients import ClientGate, ClientRefused
 from .hardening import PUBLIC_DOCUMENTS, RateLimiter, quiet_data_loggers, security_headers
 from .issuer import TokenIssuer
 from .jwks import JwksCache
@@ -89,8 +90,14 @@ class SecurityRuntime:
         self.issuer = TokenIssuer(
             self.key, self.issuer_url, self.audience, settings.auth_token_lifetime, clock
         )
+        self.client_gate = ClientGate(self.issuer_url, store.security().client_state)
         self.verifier = TokenVerifier(
-            self._issuers(), self.audience, settings.auth_algorithms.split(","), settings.auth_leeway, clock
+            self._issuers(),
+            self.audience,
+            settings.auth_algorithms.split(","),
+            settings.auth_leeway,
+            clock,
+            self._check_client,
         )
         self.token_endpoint = TokenEndpoint(
             store.security(),
@@ -107,6 +114,12 @@ class SecurityRuntime:
         self._header_cache: dict[bool, tuple[list[tuple[bytes, bytes]], frozenset[bytes]]] = {}
         self.retention_rules: list[RetentionRule] = load_rules(settings.retention, settings.retention_file)
         self._retention_task: asyncio.Task | None = None
+
+    async def _check_client(self, claims: dict) -> None:
+        try:
+            await self.client_gate.check(claims)
+        except ClientRefused as exc:
+            raise InvalidToken(str(exc)) from None
 
     def _issuers(self) -> dict[str, KeySource]:
         issuers: dict[str, KeySource] = {self.issuer_url: self.key}

@@ -70,7 +70,7 @@ class TokenEndpoint:
         self.leeway = leeway
         self._jwks_ttl = jwks_ttl
         self._jwks_refetch = jwks_refetch
-        self._caches: dict[str, JwksCache] = {}
+        self._caches: dict[tuple[str, int], JwksCache] = {}
 
     async def handle(self, form: dict[str, str], trace_id: str) -> dict:
         client_id = None
@@ -108,15 +108,21 @@ class TokenEndpoint:
         record = await self.security.get_client(client_id)
         if record is None:
             raise OAuthError("invalid_client", "the client is not registered", 401)
-        return ClientRecord.from_json(record)
+        client = ClientRecord.from_json(record)
+        if not client.active:
+            raise OAuthError("invalid_client", "the client is disabled", 401)
+        return client
 
     def _keys(self, client: ClientRecord) -> KeySource:
         if client.jwks is not None:
             return StaticKeys(client.jwks)
-        cache = self._caches.get(client.client_id)
+        # A rotation (`clients rotate`) moves keys_version on: the JWKS URL is fetched again.
+        key = (client.client_id, client.keys_version)
+        cache = self._caches.get(key)
         if cache is None or cache.url != client.jwks_url:
             cache = JwksCache(client.jwks_url or "", self._http, self._jwks_ttl, self._jwks_refetch)
-            self._caches[client.client_id] = cache
+            self._caches = {k: v for k, v in self._caches.items() if k[0] != client.client_id}
+            self._caches[key] = cache
         return cache
 
     async def _verify(self, assertion: str, client: ClientRecord) -> dict:

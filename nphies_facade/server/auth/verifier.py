@@ -5,7 +5,7 @@ never verify) and match the key it names; the key comes from the issuer's key so
 or a JWKS cache); `iss`, `aud`, `exp` and `nbf` are checked against the injectable clock with a leeway.
 """
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 
 import jwt
@@ -113,6 +113,10 @@ async def verify_signed(
 
 VERIFIED_CACHE_SIZE = 10_000
 
+# Asked on every request after the signature and times (cached or not): raises InvalidToken when the
+# token's client may no longer act (disabled, removed or replaced registration).
+ClientCheck = Callable[[dict], Awaitable[None]]
+
 
 class TokenVerifier:
     """Access tokens from any trusted issuer (the built-in one and/or an external one)."""
@@ -124,8 +128,10 @@ class TokenVerifier:
         algorithms: Iterable[str],
         leeway: float = 30.0,
         clock: Clock = system_clock,
+        client_check: ClientCheck | None = None,
     ) -> None:
         self.issuers = issuers
+        self.client_check = client_check
         self.audience = audience
         self.algorithms = frozenset(algorithms)
         self.leeway = leeway
@@ -133,16 +139,19 @@ class TokenVerifier:
         self._verified: dict[str, dict] = {}
 
     async def verify(self, token: str) -> dict:
-        """The token's claims; a token verified before is answered from memory until it expires."""
+        """The token's claims; a token verified before is answered from memory until it expires (its
+        client's status is asked each time)."""
         now = self.clock().timestamp()
         claims = self._verified.get(token)
         if claims is not None:
             check_times(claims, now, self.leeway)
-            return claims
-        claims = await self._verify_signature(token, now)
-        if len(self._verified) >= VERIFIED_CACHE_SIZE:
-            self._verified.clear()
-        self._verified[token] = claims
+        else:
+            claims = await self._verify_signature(token, now)
+            if len(self._verified) >= VERIFIED_CACHE_SIZE:
+                self._verified.clear()
+            self._verified[token] = claims
+        if self.client_check is not None:
+            await self.client_check(claims)
         return claims
 
     async def _verify_signature(self, token: str, now: float) -> dict:
