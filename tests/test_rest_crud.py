@@ -162,6 +162,6 @@ async def test_json_patch_failures(client):
     assert change_id.status_code == 400
     not_a_patch = await client.patch(url, json={"op": "replace"}, headers=headers)
     assert not_a_patch.status_code == 400
-    wrong_type = await client.patch(url, json=[], headers={"Content-Type": "application/fhir+json"})
+    wrong_type = await client.patch(url, content=b"[]", headers={"Content-Type": "text/plain"})
     assert wrong_type.status_code == 415
     assert (await client.get(url)).json()["meta"]["versionId"] == "1"

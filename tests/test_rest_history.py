@@ -40,7 +40,7 @@ async def test_type_and_system_history(client):
 async def test_history_since(client):
     await _make_versions(client, 1)
     future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
-    assert (await client.get("/_history", params={"_since": future})).json()["entry"] == []
+    assert "entry" not in (await client.get("/_history", params={"_since": future})).json()
     past = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert len((await client.get("/_history", params={"_since": past})).json()["entry"]) == 1
 

@@ -142,13 +142,15 @@ class BundleProcessor:
         return response_entry(result, self.options.base, self.options.prefer, head=entry.method == "HEAD")
 
     def _response(self, kind: str, entries: list[dict]) -> dict:
-        return {
+        response = {
             "resourceType": "Bundle",
             "id": str(uuid.uuid4()),
             "type": kind,
             "timestamp": fhir_instant(self.service.clock()),
-            "entry": entries,
         }
+        if entries:  # FHIR JSON has no empty arrays
+            response["entry"] = entries
+        return response
 
 
 def _parse(index: int, raw: object) -> Entry:

@@ -77,6 +77,11 @@ def page_cursors(plan: SearchPlan, page: SearchPage) -> tuple[str | None, str | 
     )
 
 
+def _whole(query: SearchQuery, plan: SearchPlan, page: SearchPage) -> bool:
+    """The first page holds every match, so the total costs nothing (unless `_total=none` said no)."""
+    return query.total != "none" and plan.fetch_matches and plan.keyset is None and not page.more
+
+
 def _internal(ctx: RequestContext) -> bool:
     """The server's own background work (RequestContext.system, no client): its searches (sweeps of due
     Tasks every few seconds) are no client interaction and are not audited; every client's search is."""
@@ -202,7 +207,10 @@ class Searching:
         if not _internal(ctx):
             single = query.resource_types[0] if len(query.resource_types) == 1 else None
             await guard.listed(ctx, Interaction.SEARCH, single, None, len(matches), tx=tx)
-        return SearchResult(query, matches, included, page.total, next_cursor, previous_cursor)
+        total = page.total
+        if total is None and _whole(query, plan, page):
+            total = len(page.matches)
+        return SearchResult(query, matches, included, total, next_cursor, previous_cursor)
 
     async def find_ids(
         self,

@@ -27,6 +27,7 @@ from .compartment import PatientCompartment
 from .context import RequestContext, context_or_current
 from .errors import FhirError, bad_request, conflict, error, gone, not_found, precondition_failed
 from .guard import Guard
+from .merge_patch import apply_merge_patch
 from .search.extraction import Extractor
 from .searching import Searching, SearchOptions, SearchResult
 from .store import (
@@ -495,15 +496,18 @@ class FhirService:
         *,
         if_match: str | None = None,
         tx: StoreTransaction | None = None,
+        merge: bool = False,
     ) -> WriteResult:
+        """`operations` is a JSON Patch (RFC 6902) document, or with `merge` a JSON Merge Patch (RFC 7386)."""
         await self.guard.admit_type(ctx, Interaction.PATCH, resource_type)
+        apply = apply_merge_patch if merge else apply_json_patch
         async with self.transaction(tx, retried=True) as t:
             current = await t.current(resource_type, resource_id)
             if current is None:
                 raise not_found(f"{resource_type}/{resource_id} is not known")
             if current.deleted:
                 raise gone(f"{resource_type}/{resource_id} was deleted")
-            patched = apply_json_patch(resource_json(current), operations)
+            patched = apply(resource_json(current), operations)
             self.check_target(patched, resource_type, resource_id)
             expected = _expected_version(if_match)
             prepared = self._prepare(patched, resource_id)
@@ -519,6 +523,7 @@ class FhirService:
         *,
         if_match: str | None = None,
         tx: StoreTransaction | None = None,
+        merge: bool = False,
     ) -> WriteResult:
         await self.guard.admit_type(ctx, Interaction.PATCH, resource_type)
         criteria = parse_criteria(query)
@@ -526,7 +531,9 @@ class FhirService:
             match = await self._single_match(t, resource_type, criteria, "patch")
             if match is None:
                 raise not_found(f"No {resource_type} matches the patch criteria")
-            return await self.patch(ctx, resource_type, match.id, operations, if_match=if_match, tx=t)
+            return await self.patch(
+                ctx, resource_type, match.id, operations, if_match=if_match, tx=t, merge=merge
+            )
 
     @_retried_on_conflict
     async def delete(

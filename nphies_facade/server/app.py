@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -36,6 +35,7 @@ from .auth.hardening import JsonLimits
 from .auth.runtime import SecurityRuntime
 from .auth.smart import capability_security
 from .capability import capability_statement
+from .cors import FhirCORSMiddleware
 from .fast_routes import FastRoutes
 from .request_context import RequestContextMiddleware
 from .responses import FhirResponse
@@ -132,7 +132,7 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
 
     if settings.cors_origins.strip():
         app.add_middleware(
-            CORSMiddleware,
+            FhirCORSMiddleware,
             allow_origins=[o.strip() for o in settings.cors_origins.split(",") if o.strip()],
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=[

@@ -36,12 +36,12 @@ GENERIC: dict[str, dict[str, Handler]] = {
 }
 
 
-def _routes(routes: Iterable[object]) -> Iterable[object]:
+def every_route(routes: Iterable[object]) -> Iterable[object]:
     """Every route, through included routers (FastAPI keeps them as branches) and mounts."""
     for route in routes:
         included = getattr(route, "original_router", None)
         if included is not None:
-            yield from _routes(included.routes)
+            yield from every_route(included.routes)
             continue
         yield route
 
@@ -52,7 +52,7 @@ def claimed_segments(routes: Iterable[object], method: str = "GET") -> set[str] 
     shapes (`/{a}` or `/{a}/{b}` for `method`), so the fast path cannot know what it would shadow."""
     generic = GENERIC[method]
     claimed: set[str] = set()
-    for route in _routes(routes):
+    for route in every_route(routes):
         path = getattr(route, "path", "")
         methods = getattr(route, "methods", None)
         if methods is not None and method not in methods:

@@ -90,9 +90,7 @@ def history_bundle(base: str, path: str, query: HistoryQuery, versions: list[Sto
     if versions and len(versions) == query.count:
         next_params = {**shown, "_cursor": encode_cursor(versions[-1].position)}
         links.append({"relation": "next", "url": f"{base}/{path}?{urlencode(next_params)}"})
-    return {
-        "resourceType": "Bundle",
-        "type": "history",
-        "link": links,
-        "entry": [_entry(base, v) for v in versions],
-    }
+    bundle: dict = {"resourceType": "Bundle", "type": "history", "link": links}
+    if versions:  # FHIR JSON has no empty arrays
+        bundle["entry"] = [_entry(base, v) for v in versions]
+    return bundle

@@ -5,24 +5,27 @@ from starlette.requests import Request
 from ..resources.errors import error
 
 JSON_TYPES = frozenset({"application/fhir+json", "application/json", "application/json+fhir"})
-PATCH_TYPES = frozenset({"application/json-patch+json"})
+JSON_PATCH = "application/json-patch+json"
+MERGE_PATCH = "application/merge-patch+json"
+# Plain JSON on PATCH is a merge patch when it is an object (what fhirpy sends), JSON Patch when an array.
+PATCH_TYPES = JSON_TYPES | {JSON_PATCH, MERGE_PATCH}
 ACCEPTABLE = JSON_TYPES | {"*/*", "application/*", "json", "fhir+json"}
 FORMAT_VALUES = JSON_TYPES | {"json", "fhir+json"}
 
 
-def _media_type(header: str) -> str:
+def media_type(header: str) -> str:
     return header.split(";", 1)[0].strip().lower()
 
 
 def check_accept(request: Request) -> None:
     query = request.scope.get("query_string", b"")
     fmt = request.query_params.get("_format") if b"format" in query or b"%" in query else None
-    if fmt is not None and _media_type(fmt) not in FORMAT_VALUES:
+    if fmt is not None and media_type(fmt) not in FORMAT_VALUES:
         raise error(406, "not-supported", f"_format={fmt} is not supported; this server speaks FHIR JSON")
     accept = request.headers.get("accept")
     if not accept or fmt is not None:
         return
-    if not any(_media_type(part) in ACCEPTABLE for part in accept.split(",")):
+    if not any(media_type(part) in ACCEPTABLE for part in accept.split(",")):
         raise error(
             406, "not-supported", f"Cannot answer in {accept}; this server speaks application/fhir+json"
         )
@@ -30,7 +33,7 @@ def check_accept(request: Request) -> None:
 
 def check_content_type(request: Request, allowed: frozenset[str] = JSON_TYPES) -> None:
     content_type = request.headers.get("content-type")
-    if content_type is None or _media_type(content_type) not in allowed:
+    if content_type is None or media_type(content_type) not in allowed:
         raise error(
             415,
             "not-supported",

@@ -1,21 +1,25 @@
 """The FHIR REST interactions at the server root: create, read, vread, update, patch, delete, history."""
 
+from urllib.parse import parse_qsl, urlencode
+
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ..resources.context import RequestContext
-from ..resources.errors import not_found
+from ..resources.errors import bad_request, error, not_found
 from ..resources.service import FhirService, WriteResult
 from ..resources.types import is_supported
 from ..resources.validation import parse_json
 from .history import history_bundle, history_query
-from .negotiation import PATCH_TYPES, check_content_type, read_body
+from .negotiation import JSON_PATCH, MERGE_PATCH, PATCH_TYPES, check_content_type, media_type, read_body
 from .responses import FhirResponse, etag, version_headers, written_response
 from .settings import Settings
 
 router = APIRouter()
 
+# Parameters of a URL that shape the answer rather than select resources.
+FORMAT_PARAMETERS = frozenset({"_format", "_pretty"})
 INTERACTIONS = ("read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create")
 SYSTEM_INTERACTIONS = ("history-system",)
 
@@ -59,6 +63,44 @@ def _written(request: Request, result: WriteResult) -> Response:
 
 def _criteria(request: Request) -> str:
     return request.url.query
+
+
+def _if_none_exist(request: Request) -> str | None:
+    """A create's conditions: `If-None-Exist`, or the search parameters of its URL
+    (`POST /Patient?identifier=...`, as fhirpy's get_or_create sends them)."""
+    header = request.headers.get("if-none-exist")
+    query = [
+        (name, value)
+        for name, value in parse_qsl(request.url.query, keep_blank_values=True)
+        if name not in FORMAT_PARAMETERS
+    ]
+    if not query:
+        return header
+    if header is not None:
+        raise bad_request(
+            "Give a conditional create's criteria once: in If-None-Exist or in the URL, not both"
+        )
+    return urlencode(query)
+
+
+async def _patch_document(request: Request, resource_type: str) -> tuple[object, bool]:
+    """The body of a PATCH and whether it is a JSON Merge Patch (RFC 7386) rather than a JSON Patch
+    (RFC 6902): the media type says, and plain JSON is a merge patch when it is an object."""
+    document = await _json_body(request, PATCH_TYPES)
+    kind = media_type(request.headers["content-type"])
+    if kind in (JSON_PATCH, MERGE_PATCH):
+        return document, kind == MERGE_PATCH
+    if isinstance(document, list):
+        return document, False
+    fhirpath_patch = isinstance(document, dict) and document.get("resourceType") == "Parameters"
+    if fhirpath_patch and resource_type != "Parameters":
+        raise error(
+            415,
+            "not-supported",
+            f"FHIRPath Patch (a Parameters body) is not supported here; send a JSON Patch ({JSON_PATCH}) "
+            f"or a JSON Merge Patch ({MERGE_PATCH})",
+        )
+    return document, True
 
 
 @router.get("/_history")
@@ -113,7 +155,7 @@ async def create(request: Request, resource_type: str) -> Response:
     body = await _json_body(request)
     service = _service(request)
     service.check_target(body, resource_type, None)
-    result = await service.create(_context(request), body, if_none_exist=request.headers.get("if-none-exist"))
+    result = await service.create(_context(request), body, if_none_exist=_if_none_exist(request))
     return _written(request, result)
 
 
@@ -140,9 +182,14 @@ async def conditional_update(request: Request, resource_type: str) -> Response:
 @router.patch("/{resource_type}/{resource_id}")
 async def patch(request: Request, resource_type: str, resource_id: str) -> Response:
     _check_type(resource_type)
-    operations = await _json_body(request, PATCH_TYPES)
+    document, merge = await _patch_document(request, resource_type)
     result = await _service(request).patch(
-        _context(request), resource_type, resource_id, operations, if_match=request.headers.get("if-match")
+        _context(request),
+        resource_type,
+        resource_id,
+        document,
+        if_match=request.headers.get("if-match"),
+        merge=merge,
     )
     return _written(request, result)
 
@@ -150,13 +197,14 @@ async def patch(request: Request, resource_type: str, resource_id: str) -> Respo
 @router.patch("/{resource_type}")
 async def conditional_patch(request: Request, resource_type: str) -> Response:
     _check_type(resource_type)
-    operations = await _json_body(request, PATCH_TYPES)
+    document, merge = await _patch_document(request, resource_type)
     result = await _service(request).conditional_patch(
         _context(request),
         resource_type,
         _criteria(request),
-        operations,
+        document,
         if_match=request.headers.get("if-match"),
+        merge=merge,
     )
     return _written(request, result)
 

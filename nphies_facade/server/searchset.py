@@ -1,4 +1,4 @@
-"""Searchset Bundles: entries (match, include, outcome), `total` when asked, and self/next/previous links
+"""Searchset Bundles: entries (match, include, outcome; none at all when empty), `total`, and self/next/previous links
 that repeat the search as understood with an opaque keyset cursor, so they stay valid while data changes."""
 
 import uuid
@@ -61,5 +61,6 @@ def searchset_bundle(base: str, path: str, result: SearchResult) -> dict:
     if result.total is not None:
         bundle["total"] = result.total
     bundle["link"] = links
-    bundle["entry"] = entries
+    if entries:  # FHIR JSON has no empty arrays
+        bundle["entry"] = entries
     return bundle

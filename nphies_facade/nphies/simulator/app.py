@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -96,7 +97,7 @@ def create_simulator_app(settings: SimulatorSettings | None = None) -> Starlette
         Route("/__simulator/reset", reset, methods=["POST"]),
         Route("/__simulator/advanced-authorization", advanced_authorization, methods=["POST"]),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
     app.state.payer = payer
     app.state.faults = faults
     return app
@@ -135,6 +136,18 @@ def _event_and_sender(body: Any) -> tuple[str | None, str | None]:
         return header["eventCoding"]["code"], header["sender"]["identifier"]["value"]
     except (KeyError, IndexError, TypeError):
         return None, None
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    """Unknown paths and methods answer an OperationOutcome, as NPHIES does, not Starlette's plain text."""
+    code = {404: "not-found", 405: "not-supported"}.get(exc.status_code, "processing")
+    issue = {
+        "severity": "error",
+        "code": code,
+        "diagnostics": f"{request.method} {request.url.path}: {exc.detail}",
+    }
+    body = orjson.dumps({"resourceType": "OperationOutcome", "issue": [issue]})
+    return Response(body, exc.status_code, headers=exc.headers, media_type=FHIR_JSON)
 
 
 def _fhir(status: int, body: dict) -> Response:

@@ -441,7 +441,8 @@ class Planner:
         """`extra` filters are ANDed (the compartment access rules put the caller's patient here)."""
         types = query.resource_types or None
         sort = sort_specs(query.sort, query.resource_types)
-        counting = query.summary == "count"
+        # `_count=0` asks for no matches, so what it can want is how many there are.
+        counting = query.summary == "count" or (query.count == 0 and query.total != "none")
         return SearchPlan(
             types=types,
             filters=self.filters(query) + extra,

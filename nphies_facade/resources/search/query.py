@@ -136,7 +136,7 @@ class SearchQuery:
     criteria: list[Criterion | HasCriterion] = field(default_factory=list)
     sort: tuple[SortKey, ...] = ()
     count: int = 50
-    total: str = "none"
+    total: str | None = None  # `_total` as given; None when the search did not say
     summary: str | None = None
     elements: tuple[str, ...] = ()
     includes: tuple[Include, ...] = ()
