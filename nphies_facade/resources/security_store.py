@@ -2,7 +2,8 @@
 
 A backend implements it next to its Store (`store.security()`): the audit trail (a hash chain, appended in
 the same transaction as the change it records), registered clients, used client-assertion ids (`jti`),
-and the erasure primitives retention needs.
+the records of SMART App Launch (users, apps, codes, refresh tokens, grants: JSON bodies by kind and key,
+some taken once), and the erasure primitives retention needs.
 """
 
 from abc import ABC, abstractmethod
@@ -128,3 +129,34 @@ class SecurityStore(ABC):
         self, tx: StoreTransaction, resource_type: str, resource_id: str, bodies: Sequence[tuple[int, bytes]]
     ) -> None:
         """Overwrites stored versions' bodies in place ((version, body) pairs); index values are untouched."""
+
+    # ----- SMART App Launch records (server/auth/accounts.py, apps.py, grants.py) -----
+
+    @abstractmethod
+    async def put_record(
+        self,
+        kind: str,
+        key: str,
+        body: dict,
+        purge_at: float | None = None,
+        *,
+        now: float | None = None,
+        create: bool = False,
+    ) -> bool:
+        """Stores `body` under (kind, key), clearing its used mark; with `create`, only when no record is
+        there (False when one is). With `now`, rows whose `purge_at` has passed are removed first."""
+
+    @abstractmethod
+    async def get_record(self, kind: str, key: str) -> dict | None: ...
+
+    @abstractmethod
+    async def list_records(self, kind: str) -> list[dict]:
+        """Every record of `kind`, ordered by key."""
+
+    @abstractmethod
+    async def delete_record(self, kind: str, key: str) -> bool: ...
+
+    @abstractmethod
+    async def take_record(self, kind: str, key: str) -> tuple[dict | None, bool]:
+        """Marks a one-time record used, atomically: (body, True) the first time, (body, False) on every
+        later call, (None, False) when there is none."""

@@ -29,7 +29,7 @@ from . import (
     workflow_routes,
     workflow_wiring,
 )
-from .auth import audit_routes
+from .auth import audit_routes, launch_routes
 from .auth import routes as auth_routes
 from .auth.hardening import JsonLimits
 from .auth.runtime import SecurityRuntime
@@ -173,6 +173,7 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
         return FhirResponse(statement)
 
     app.include_router(auth_routes.router)
+    app.include_router(launch_routes.router)
     app.include_router(metrics_route.router)
     app.include_router(audit_routes.router)
     app.include_router(subscription_routes.router)

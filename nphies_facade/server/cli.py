@@ -13,6 +13,7 @@ from ..resources.tracing import configure_logging
 from ..workflows import metrics_dir
 from ..workflows.journeys import cli as journey_cli
 from .auth import cli as security_cli
+from .auth import people_cli
 from .settings import Settings
 
 
@@ -99,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulator_cli.add_arguments(simulator)
     simulator.set_defaults(run=simulator_cli.run_from_args)
     security_cli.add_commands(commands)
+    people_cli.add_commands(commands)
     journey_cli.add_commands(commands)
     db = commands.add_parser("db", help="store administration").add_subparsers(
         dest="db_command", required=True

@@ -73,6 +73,14 @@ class Settings(BaseSettings):
     auth_jwks_cache_seconds: float = Field(300.0, gt=0)
     auth_jwks_refetch_interval: float = Field(10.0, ge=0)
     auth_token_lifetime: int = Field(300, ge=30, le=86400)
+    # SMART App Launch with the built-in authorization server (users and apps).
+    auth_login_max_failures: int = Field(5, ge=1, le=100)
+    auth_login_lockout_seconds: float = Field(900.0, ge=1)
+    auth_login_request_lifetime: int = Field(600, ge=60, le=3600)
+    auth_code_lifetime: int = Field(60, ge=5, le=600)
+    auth_launch_lifetime: int = Field(300, ge=30, le=3600)
+    auth_online_refresh_lifetime: int = Field(8 * 3600, ge=60)
+    auth_offline_refresh_lifetime: int = Field(30 * 86400, ge=60)
     abac_policy_file: Path | None = None
     audit_hmac_key: SecretStr | None = None
     audit_hmac_key_file: Path | None = None

@@ -67,6 +67,25 @@ async def test_a_removed_client_is_gone_for_the_per_request_state_read(store):
     assert [c["client_id"] for c in await security.list_clients()] == []
 
 
+async def test_launch_records_are_stored_by_kind_taken_once_and_purged(store):
+    security = store.security()
+    assert await security.put_record("user", "noura", {"id": "u1"}, create=True)
+    assert not await security.put_record("user", "noura", {"id": "u2"}, create=True)
+    assert await security.get_record("user", "noura") == {"id": "u1"}
+    await security.put_record("user", "ali", {"id": "u3"})
+    await security.put_record("app", "portal", {"client_id": "portal"})
+    assert [r["id"] for r in await security.list_records("user")] == ["u3", "u1"]
+    assert await security.take_record("code", "absent") == (None, False)
+    await security.put_record("code", "c1", {"grant": "g"}, purge_at=100.0)
+    assert await security.take_record("code", "c1") == ({"grant": "g"}, True)
+    assert await security.take_record("code", "c1") == ({"grant": "g"}, False)
+    await security.put_record("code", "c2", {"grant": "h"}, purge_at=500.0, now=200.0)  # purges c1
+    assert await security.get_record("code", "c1") is None
+    assert await security.get_record("code", "c2") == {"grant": "h"}
+    assert await security.delete_record("app", "portal")
+    assert not await security.delete_record("app", "portal")
+
+
 async def test_retention_finds_expired_versions_and_erases_them(store, extractor):
     security = store.security()
     await write(store, extractor, patient("a", "1"), at="2024-01-01T00:00:00Z")

@@ -52,6 +52,8 @@ INDEXES: tuple[IndexSpec, ...] = (
     IndexSpec("audit", "audit_patient", ("patient_hash", "_id")),
     IndexSpec("audit", "audit_entity", ("entity", "_id")),
     IndexSpec("used_jti", "used_jti_expires", ("expires",)),
+    IndexSpec("auth_records", "auth_records_kind", ("kind", "_id")),
+    IndexSpec("auth_records", "auth_records_purge", ("purge_at",)),
 )
 
 

@@ -6,6 +6,7 @@ audit     {_id: seq, recorded, action, subtype, outcome, actor, client, role, en
            and one runs again
 clients   {_id: client id, body: JSON bytes}
 used_jti  {_id: key, expires}
+auth_records  {_id: "kind:key", kind, body: JSON bytes, used, purge_at}: SMART App Launch records
 """
 
 import time
@@ -14,6 +15,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 import orjson
+from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
@@ -144,6 +146,51 @@ class MongoSecurity(SecurityStore):
         except DuplicateKeyError:
             return False
         return True
+
+    # ----- SMART App Launch records -----
+
+    async def put_record(
+        self,
+        kind: str,
+        key: str,
+        body: dict,
+        purge_at: float | None = None,
+        *,
+        now: float | None = None,
+        create: bool = False,
+    ) -> bool:
+        records = self._c("auth_records")
+        if now is not None:
+            await records.delete_many({"purge_at": {"$lt": now}})
+        doc = {"kind": kind, "body": orjson.dumps(body), "used": 0, "purge_at": purge_at}
+        if not create:
+            await records.replace_one({"_id": f"{kind}:{key}"}, doc, upsert=True)
+            return True
+        try:
+            await records.insert_one({"_id": f"{kind}:{key}", **doc})
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def get_record(self, kind: str, key: str) -> dict | None:
+        doc = await self._c("auth_records").find_one({"_id": f"{kind}:{key}"})
+        return orjson.loads(doc["body"]) if doc is not None else None
+
+    async def list_records(self, kind: str) -> list[dict]:
+        cursor = self._c("auth_records").find({"kind": kind}).sort("_id", 1)
+        return [orjson.loads(doc["body"]) async for doc in cursor]
+
+    async def delete_record(self, kind: str, key: str) -> bool:
+        result = await self._c("auth_records").delete_one({"_id": f"{kind}:{key}"})
+        return result.deleted_count == 1
+
+    async def take_record(self, kind: str, key: str) -> tuple[dict | None, bool]:
+        doc = await self._c("auth_records").find_one_and_update(
+            {"_id": f"{kind}:{key}"}, {"$inc": {"used": 1}}, return_document=ReturnDocument.AFTER
+        )
+        if doc is None:
+            return None, False
+        return orjson.loads(doc["body"]), doc["used"] == 1
 
     # ----- retention -----
 

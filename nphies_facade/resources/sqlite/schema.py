@@ -18,6 +18,9 @@ Security (resources/security_store.py, sqlite/security.py):
 audit       the audit trail, one row per record, chained by hash (seq is the chain order)
 clients     clients registered with the built-in authorization server (JSON records)
 used_jti    client-assertion ids already used, kept until the assertion expires
+auth_records  SMART App Launch state by (kind, key): users, apps, pending authorizations, launch contexts,
+            authorization codes, refresh tokens and grants (JSON bodies); `used` marks a one-time record
+            taken, `purge_at` when the row may go
 """
 
 PRAGMAS = (
@@ -187,4 +190,13 @@ CREATE INDEX IF NOT EXISTS audit_entity ON audit (entity, seq) WHERE entity IS N
 
 CREATE TABLE IF NOT EXISTS clients (id TEXT PRIMARY KEY, body BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS used_jti (key TEXT PRIMARY KEY, expires REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS auth_records (
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    body BLOB NOT NULL,
+    used INTEGER NOT NULL DEFAULT 0,
+    purge_at REAL,
+    PRIMARY KEY (kind, key)
+);
+CREATE INDEX IF NOT EXISTS auth_records_purge ON auth_records (purge_at) WHERE purge_at IS NOT NULL;
 """

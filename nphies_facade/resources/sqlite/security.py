@@ -136,6 +136,58 @@ class SqliteSecurity(SecurityStore):
             )
         return bool(rows)
 
+    # ----- SMART App Launch records -----
+
+    async def put_record(
+        self,
+        kind: str,
+        key: str,
+        body: dict,
+        purge_at: float | None = None,
+        *,
+        now: float | None = None,
+        create: bool = False,
+    ) -> bool:
+        conflict = (
+            "DO NOTHING"
+            if create
+            else "DO UPDATE SET body = excluded.body, used = 0, purge_at = excluded.purge_at"
+        )
+        async with self._tx() as conn:
+            if now is not None:
+                await conn.execute("DELETE FROM auth_records WHERE purge_at < ?", (now,))
+            rows = await conn.execute_fetchall(
+                "INSERT INTO auth_records (kind, key, body, purge_at) VALUES (?, ?, ?, ?) "
+                f"ON CONFLICT (kind, key) {conflict} RETURNING key",
+                (kind, key, orjson.dumps(body), purge_at),
+            )
+        return bool(rows)
+
+    async def get_record(self, kind: str, key: str) -> dict | None:
+        rows = await self._read("SELECT body FROM auth_records WHERE kind = ? AND key = ?", (kind, key))
+        return orjson.loads(rows[0][0]) if rows else None
+
+    async def list_records(self, kind: str) -> list[dict]:
+        rows = await self._read("SELECT body FROM auth_records WHERE kind = ? ORDER BY key", (kind,))
+        return [orjson.loads(row[0]) for row in rows]
+
+    async def delete_record(self, kind: str, key: str) -> bool:
+        async with self._tx() as conn:
+            rows = await conn.execute_fetchall(
+                "DELETE FROM auth_records WHERE kind = ? AND key = ? RETURNING key", (kind, key)
+            )
+        return bool(rows)
+
+    async def take_record(self, kind: str, key: str) -> tuple[dict | None, bool]:
+        async with self._tx() as conn:
+            rows = await conn.execute_fetchall(
+                "UPDATE auth_records SET used = used + 1 WHERE kind = ? AND key = ? RETURNING body, used",
+                (kind, key),
+            )
+        if not rows:
+            return None, False
+        return orjson.loads(rows[0][0]), rows[0][1] == 1
+
     # ----- retention -----
 
     async def expired(

@@ -28,7 +28,18 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
 }
 PUBLIC_DOCUMENTS = frozenset(
-    {"/metadata", "/.well-known/smart-configuration", "/auth/jwks", "/healthz", "/readyz"}
+    {
+        "/metadata",
+        "/.well-known/smart-configuration",
+        "/.well-known/openid-configuration",
+        "/auth/jwks",
+        "/healthz",
+        "/readyz",
+    }
+)
+# The authorization server's pages set their own CSP (styles from here, forms to here and the app).
+PAGES = frozenset(
+    {"/auth/authorize", "/auth/login", "/auth/picker", "/auth/consent", "/auth/static/auth.css"}
 )
 
 
@@ -132,6 +143,8 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 def security_headers(path: str, https: bool) -> dict[str, str]:
     headers = dict(SECURITY_HEADERS)
+    if path in PAGES:
+        del headers["Content-Security-Policy"]
     if path not in PUBLIC_DOCUMENTS:
         headers["Cache-Control"] = "no-store"
         headers["Pragma"] = "no-cache"

@@ -1,5 +1,6 @@
-"""Access tokens the built-in authorization server issues: signed with the server key, carrying scopes
-and the client's claims (SMART context and ABAC attributes)."""
+"""Tokens the built-in authorization server issues, signed with the server key: access tokens carrying
+scopes and the client's (or the logged-in user's) claims (SMART context and ABAC attributes), and
+OpenID Connect id_tokens naming the user (`fhirUser`)."""
 
 import uuid
 from dataclasses import dataclass
@@ -59,3 +60,36 @@ class TokenIssuer:
         if client.registration is not None:
             claims[REGISTRATION_CLAIM] = client.registration  # the verifier's ClientGate compares it
         return IssuedToken(self.key.sign(claims), expires_in, claims["scope"])
+
+    def mint_for_user(self, subject: str, client_id: str, scopes: list[str], claims: dict) -> IssuedToken:
+        """An access token for a person using an app: `sub` is the user's opaque id, `claims` hold the
+        ABAC attributes, the SMART context and the grant it belongs to (so revoking the grant stops it)."""
+        now = int(self.clock().timestamp())
+        payload = {
+            **{k: v for k, v in claims.items() if v is not None},
+            "iss": self.issuer,
+            "sub": subject,
+            "client_id": client_id,
+            "aud": self.audience,
+            "iat": now,
+            "nbf": now,
+            "exp": now + self.lifetime,
+            "jti": uuid.uuid4().hex,
+            "scope": " ".join(scopes),
+        }
+        return IssuedToken(self.key.sign(payload), self.lifetime, payload["scope"])
+
+    def id_token(self, subject: str, client_id: str, fhir_user: str, nonce: str | None) -> str:
+        """OpenID Connect: issued to the app (`aud` = its client id), `fhirUser` an absolute URL."""
+        now = int(self.clock().timestamp())
+        claims = {
+            "iss": self.issuer,
+            "sub": subject,
+            "aud": client_id,
+            "iat": now,
+            "exp": now + self.lifetime,
+            "fhirUser": fhir_user,
+        }
+        if nonce:
+            claims["nonce"] = nonce
+        return self.key.sign(claims)

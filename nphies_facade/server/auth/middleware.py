@@ -15,6 +15,9 @@ from ..responses import FhirResponse
 
 OPEN_PATHS = frozenset(
     {"/healthz", "/readyz", "/metadata", "/.well-known/smart-configuration", "/auth/token", "/auth/jwks"}
+    # SMART App Launch: pages for the browser, and endpoints that authenticate their callers themselves
+    | {"/.well-known/openid-configuration", "/auth/authorize", "/auth/login", "/auth/picker"}
+    | {"/auth/consent", "/auth/static/auth.css", "/auth/introspect", "/auth/revoke"}
 )
 UNLIMITED_PATHS = frozenset({"/healthz", "/readyz"})
 METRICS_PATH = "/metrics"  # open when the metrics_auth setting is off

@@ -1,4 +1,5 @@
-"""The built-in authorization server's endpoints: the token endpoint, its JWKS, SMART discovery."""
+"""The built-in authorization server's endpoints: the token endpoint (client_credentials for backend
+services; authorization_code and refresh_token for people, user_tokens.py), its JWKS, SMART discovery."""
 
 from fastapi import APIRouter
 from starlette.requests import Request
@@ -8,6 +9,7 @@ from ..negotiation import read_body
 from .runtime import SecurityRuntime
 from .smart import smart_configuration
 from .token_endpoint import OAuthError, parse_form
+from .user_tokens import USER_GRANTS
 
 router = APIRouter()
 
@@ -38,7 +40,11 @@ async def token(request: Request) -> Response:
         if content_type != FORM:
             raise OAuthError("invalid_request", f"send the token request as {FORM}")
         form = parse_form(await read_body(request, MAX_FORM_BYTES))
-        body = await security.token_endpoint.handle(form, request.state.trace_id)
+        if form.get("grant_type") in USER_GRANTS:
+            authorization = request.headers.get("authorization")
+            body = await security.user_tokens.handle(form, authorization, request.state.trace_id)
+        else:
+            body = await security.token_endpoint.handle(form, request.state.trace_id)
     except OAuthError as exc:
         headers = dict(NO_STORE)
         if exc.status == 401:

@@ -21,10 +21,13 @@ from ...resources.search.extraction import Extractor
 from ...resources.service import FhirService
 from ...resources.store import Store
 from ..settings import Settings
+from .accounts import Accounts
+from .authorize import AuthorizationFlow
 from .authorizer import Authorizer, StorePolicyData
 from .claims import context_from_claims
 from .clients import ClientGate, ClientRefused
-from .hardening import PUBLIC_DOCUMENTS, RateLimiter, quiet_data_loggers, security_headers
+from .grants import Grants, Lifetimes
+from .hardening import PAGES, PUBLIC_DOCUMENTS, RateLimiter, quiet_data_loggers, security_headers
 from .issuer import TokenIssuer
 from .jwks import JwksCache
 from .keys import ServerKey
@@ -42,12 +45,17 @@ from .middleware import (
 from .policy import Policy
 from .secret_files import read_or_create
 from .token_endpoint import TokenEndpoint
+from .user_tokens import UserTokens
 from .verifier import InvalidToken, KeySource, TokenVerifier
 
 log = logging.getLogger("nphies_facade.auth")
 
 AUDIT_KEY_FILE = "audit-hmac.key"
-TOKEN_PATH = "/auth/token"  # the token endpoint audits its own refusals
+# The authorization server's endpoints audit their own refusals.
+SELF_AUDITED_PATHS = frozenset(
+    {"/auth/token", "/auth/authorize", "/auth/login", "/auth/picker", "/auth/consent"}
+    | {"/auth/introspect", "/auth/revoke", "/auth/launch"}
+)
 # 403s are audited by FhirService; 429s are not, so a flood cannot turn into audit writes.
 UNAUDITED_STATUSES = frozenset({403, 429})
 OFF_WARNING = (
@@ -67,6 +75,16 @@ def audit_key(settings: Settings) -> bytes:
     if settings.audit_hmac_key_file is not None:
         return settings.audit_hmac_key_file.read_bytes().strip()
     return read_or_create(settings.secrets_dir / AUDIT_KEY_FILE, lambda: secrets.token_hex(32).encode())
+
+
+def launch_lifetimes(settings: Settings) -> Lifetimes:
+    return Lifetimes(
+        request=settings.auth_login_request_lifetime,
+        code=settings.auth_code_lifetime,
+        launch=settings.auth_launch_lifetime,
+        online_refresh=settings.auth_online_refresh_lifetime,
+        offline_refresh=settings.auth_offline_refresh_lifetime,
+    )
 
 
 class SecurityRuntime:
@@ -110,8 +128,30 @@ class SecurityRuntime:
             settings.auth_jwks_cache_seconds,
             settings.auth_jwks_refetch_interval,
         )
+        self.accounts = Accounts(
+            store.security(), settings.auth_login_max_failures, settings.auth_login_lockout_seconds, clock
+        )
+        self.grants = Grants(store.security(), launch_lifetimes(settings), clock)
+        self.user_tokens = UserTokens(
+            store.security(),
+            self.accounts,
+            self.grants,
+            self.issuer,
+            self.verifier,
+            self.token_endpoint,
+            self.auditor,
+            base,
+        )
+        self.authorization = AuthorizationFlow(
+            store.security(),
+            self.accounts,
+            self.grants,
+            self.auditor,
+            (base, self.audience),
+            base.startswith("https"),
+        )
         self.rate_limiter = RateLimiter(settings.rate_limit, settings.rate_limit_burst)
-        self._header_cache: dict[bool, tuple[list[tuple[bytes, bytes]], frozenset[bytes]]] = {}
+        self._header_cache: dict[tuple[bool, bool], tuple[list[tuple[bytes, bytes]], frozenset[bytes]]] = {}
         self.retention_rules: list[RetentionRule] = load_rules(settings.retention, settings.retention_file)
         self._retention_task: asyncio.Task | None = None
 
@@ -137,6 +177,7 @@ class SecurityRuntime:
     def start(self, service: FhirService) -> None:
         """Binds the policy to the service, installs consent revocation, starts the retention task."""
         self.policy_data.bind(service)
+        self.authorization.bind(service)
         consent.watch(service)
         if not self.enabled:
             log.warning(OFF_WARNING)
@@ -160,12 +201,18 @@ class SecurityRuntime:
         path = request.scope["path"]  # what request.url.path gives for these paths, without building a URL
         if path in OPEN_PATHS or request.method == "OPTIONS" or self._open_metrics(path):
             return RequestContext(actor="anonymous", trace_id=trace_id)
-        token = bearer_token(request)
+        return context_from_claims(await self.verified_claims(bearer_token(request)), trace_id)
+
+    async def verified_claims(self, token: str) -> dict:
+        """The claims of a valid token; a person's token (it names its grant) only while the grant lives."""
         try:
             claims = await self.verifier.verify(token)
         except InvalidToken as exc:
             raise Unauthenticated("invalid_token", str(exc)) from None
-        return context_from_claims(claims, trace_id)
+        if "grant" in claims and claims.get("iss") == self.issuer_url:
+            if await self.grants.live_grant(claims["grant"]) is None:
+                raise Unauthenticated("invalid_token", "the token was revoked")
+        return claims
 
     def _open_metrics(self, path: str) -> bool:
         return path == METRICS_PATH and not self.settings.metrics_auth
@@ -176,11 +223,7 @@ class SecurityRuntime:
             return off_context(trace_id)
         if not token:
             raise Unauthenticated(None, "This server needs a bearer access token (SMART on FHIR)")
-        try:
-            claims = await self.verifier.verify(token)
-        except InvalidToken as exc:
-            raise Unauthenticated("invalid_token", str(exc)) from None
-        return context_from_claims(claims, trace_id)
+        return context_from_claims(await self.verified_claims(token), trace_id)
 
     async def handle(
         self, request: Request, app: ASGIApp, receive: Receive, send: Send, trace_id: str
@@ -208,12 +251,12 @@ class SecurityRuntime:
             await refusal(request.scope, receive, send_with_headers)
         else:
             await self._dispatch(request, app, receive, send_with_headers, ctx)
-        if status >= 400 and status not in UNAUDITED_STATUSES and request.url.path != TOKEN_PATH:
+        if status >= 400 and status not in UNAUDITED_STATUSES and request.url.path not in SELF_AUDITED_PATHS:
             await self.auditor.record_failure(ctx, http_failure_entry(request, status))
 
     def _security_headers(self, path: str) -> tuple[list[tuple[bytes, bytes]], frozenset[bytes]]:
         """(headers, their names) for a response to `path`, encoded once per kind of path."""
-        key = path in PUBLIC_DOCUMENTS
+        key = (path in PUBLIC_DOCUMENTS, path in PAGES)
         cached = self._header_cache.get(key)
         if cached is None:
             https = self.settings.public_base_url.startswith("https")

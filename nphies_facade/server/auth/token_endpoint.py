@@ -153,6 +153,11 @@ class TokenEndpoint:
         if not fresh:
             raise OAuthError("invalid_client", "the assertion's jti was already used (replay)", 401)
 
+    async def verify_assertion(self, assertion: str, client: ClientRecord) -> None:
+        """A private_key_jwt client assertion of `client` (a confidential app's too), its jti used once."""
+        claims = await self._verify(assertion, client)
+        await self._claim_jti(client.client_id, claims)
+
     @staticmethod
     def _granted(requested: str, client: ClientRecord) -> list[str]:
         scopes = split_scope_string(requested)
