@@ -99,6 +99,10 @@ class AccessControl(ABC):
             raise
         return True
 
+    async def check_admin(self, ctx: RequestContext) -> None:
+        """Raises a 403 FhirError unless ctx may run administration ($reindex ...); refuses by default."""
+        raise forbidden("Administration is not permitted", "administration")
+
     def needs_resource(self, ctx: RequestContext, interaction: Interaction, resource_type: str) -> bool:
         """False when `check` decides on the type alone, so a caller may skip parsing the resource."""
         return True
@@ -114,6 +118,9 @@ class AllowAll(AccessControl):
 
     def needs_resource(self, ctx: RequestContext, interaction: Interaction, resource_type: str) -> bool:
         return False
+
+    async def check_admin(self, ctx: RequestContext) -> None:
+        return None
 
     async def check_type(
         self, ctx: RequestContext, interaction: Interaction, resource_type: str | None

@@ -12,6 +12,7 @@ from .access import AUDIT_ACTION, AccessControl, Interaction
 from .audit import MINOR_FAILURE, AuditEntry, Auditor
 from .context import RequestContext
 from .errors import FhirError
+from .operations_access import OperationDeclaration
 from .store import StoredVersion, StoreTransaction
 
 
@@ -49,6 +50,17 @@ class Guard:
         except FhirError as exc:
             await self._denied(ctx, interaction, resource_type, None, exc, None)
             raise
+
+    async def admit_operation(self, ctx: RequestContext, operation: OperationDeclaration) -> None:
+        """Before an operation runs: administration, and each interaction it causes on its type."""
+        if operation.admin:
+            try:
+                await self.access.check_admin(ctx)
+            except FhirError as exc:
+                await self._denied(ctx, Interaction.OPERATION, operation.resource_type, None, exc, None)
+                raise
+        for need in operation.parsed:
+            await self.admit_type(ctx, need.interaction, need.resource_type)
 
     async def admit(
         self,

@@ -28,6 +28,7 @@ from .context import RequestContext, context_or_current
 from .errors import FhirError, bad_request, conflict, error, gone, not_found, precondition_failed
 from .guard import Guard
 from .merge_patch import apply_merge_patch
+from .operations_access import OperationDeclaration
 from .search.extraction import Extractor
 from .searching import Searching, SearchOptions, SearchResult
 from .store import (
@@ -186,6 +187,11 @@ class FhirService:
         await self.guard.admit_type(ctx, interaction, resource_type)
         if resource is not None:
             await self.guard.admit(ctx, interaction, resource_type, resource.get("id"), resource, tx)
+
+    async def authorize_operation(self, ctx: RequestContext, operation: OperationDeclaration) -> None:
+        """Raises 403 unless ctx may perform every interaction the operation causes (and, for
+        administration, is an administrator); asked before the operation reads, writes or sends."""
+        await self.guard.admit_operation(context_or_current(ctx), operation)
 
     async def permitted(
         self, ctx: RequestContext | None, interaction: Interaction, versions: list[StoredVersion]

@@ -22,6 +22,7 @@ from . import (
     errors,
     metrics_route,
     nphies_wiring,
+    operation_catalog,
     operation_routes,
     rest,
     search_routes,
@@ -165,9 +166,9 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
             request.app.state.registry,
             fhir_instant(clock()),
             search_types=SEARCHABLE,
-            operations=[search_routes.REINDEX],
+            operations=operation_catalog.system_operations(),
             security=capability_security(request.app.state.security),
-            resource_operations=workflow_wiring.resource_operations(operation_routes.RESOURCE_OPERATIONS),
+            resource_operations=operation_catalog.resource_operations(),
             nphies=nphies_wiring.capability_note(settings),
         )
         return FhirResponse(statement)

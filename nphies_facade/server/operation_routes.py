@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..operations import NphiesOperations
+from ..resources.operations_access import OperationDeclaration
 from ..resources.store import StoredVersion
 from ..resources.validation import parse_json
 from .negotiation import check_content_type, read_body
@@ -17,44 +18,55 @@ from .rest import base_url
 router = APIRouter()
 
 DEFINITIONS = "https://github.com/nphies-facade/OperationDefinition"
-RESOURCE_OPERATIONS: dict[str, list[dict]] = {
-    "Coverage": [
-        {
-            "name": "eligibility",
-            "definition": f"{DEFINITIONS}/Coverage-eligibility",
-            "documentation": "POST, in real time: asks the payer through NPHIES whether the Coverage is in "
-            "force (Parameters purpose=benefits|validation|discovery, servicedDate); returns the stored "
-            "CoverageEligibilityResponse; answers are cached (Cache-Control: no-cache asks again)",
-        }
-    ],
-    "Claim": [
-        {
-            "name": "submit",
-            "definition": f"{DEFINITIONS}/Claim-submit",
-            "documentation": "POST, asynchronous: 202 with a Task (Content-Location) that sends the Claim "
-            "version as a priorauth-request or claim-request, polls while NPHIES queues the answer, and "
-            "completes with the ClaimResponse in Task.output; the same version again returns the same Task",
-        },
-        {
-            "name": "cancel",
-            "definition": f"{DEFINITIONS}/Claim-cancel",
-            "documentation": "POST, in real time: a cancel-request (Parameters reason=WI|NP|TAS, nullify); "
-            "returns the Task recording NPHIES's answer and ends the Claim's open $submit Tasks",
-        },
-    ],
-    "Task": [
-        {
-            "name": "poll",
-            "definition": f"{DEFINITIONS}/Task-poll",
-            "documentation": "POST on a $submit Task: runs its step now (polls NPHIES for a queued answer); "
-            "returns the Task",
-        }
-    ],
-}
+ELIGIBILITY = OperationDeclaration(
+    "eligibility",
+    "Coverage",
+    f"{DEFINITIONS}/Coverage-eligibility",
+    "POST, in real time: asks the payer through NPHIES whether the Coverage is in force (Parameters "
+    "purpose=benefits|validation|discovery, servicedDate); returns the stored CoverageEligibilityResponse; "
+    "answers are cached (Cache-Control: no-cache asks again)",
+    needs=(
+        "read Coverage",
+        "create CoverageEligibilityRequest",
+        "create CoverageEligibilityResponse",
+        "read CoverageEligibilityResponse",
+        "create DocumentReference",
+    ),
+)
+SUBMIT = OperationDeclaration(
+    "submit",
+    "Claim",
+    f"{DEFINITIONS}/Claim-submit",
+    "POST, asynchronous: 202 with a Task (Content-Location) that sends the Claim version as a "
+    "priorauth-request or claim-request, polls while NPHIES queues the answer, and completes with the "
+    "ClaimResponse in Task.output; the same version again returns the same Task",
+    needs=("read Claim", "create Task", "read Task", "create DocumentReference"),
+)
+CANCEL = OperationDeclaration(
+    "cancel",
+    "Claim",
+    f"{DEFINITIONS}/Claim-cancel",
+    "POST, in real time: a cancel-request (Parameters reason=WI|NP|TAS, nullify); returns the Task "
+    "recording NPHIES's answer and ends the Claim's open $submit Tasks",
+    needs=("read Claim", "create Task", "read Task", "update Task", "create DocumentReference"),
+)
+POLL = OperationDeclaration(
+    "poll",
+    "Task",
+    f"{DEFINITIONS}/Task-poll",
+    "POST on a $submit Task: runs its step now (polls NPHIES for a queued answer); returns the Task",
+    needs=("read Task", "update Task", "create DocumentReference"),
+)
+OPERATIONS = [ELIGIBILITY, SUBMIT, CANCEL, POLL]
 
 
 def _operations(request: Request) -> NphiesOperations:
     return request.app.state.nphies
+
+
+async def authorized(request: Request, operation: OperationDeclaration) -> None:
+    """403 unless the caller may do everything the operation does; nothing is read or sent before."""
+    await request.app.state.service.authorize_operation(request.state.context, operation)
 
 
 async def _parameters(request: Request) -> object | None:
@@ -78,6 +90,7 @@ def _headers(request: Request, stored: StoredVersion) -> dict[str, str]:
 
 @router.post("/Coverage/{coverage_id}/$eligibility")
 async def eligibility(request: Request, coverage_id: str) -> Response:
+    await authorized(request, ELIGIBILITY)
     body = await _parameters(request)
     answer = await _operations(request).eligibility(
         request.state.context, coverage_id, body, use_cache=not _no_cache(request)
@@ -88,6 +101,7 @@ async def eligibility(request: Request, coverage_id: str) -> Response:
 
 @router.post("/Claim/{claim_id}/$submit")
 async def submit(request: Request, claim_id: str) -> Response:
+    await authorized(request, SUBMIT)
     body = await _parameters(request)
     submitted = await _operations(request).submit(request.state.context, claim_id, body)
     task = submitted.task
@@ -97,6 +111,7 @@ async def submit(request: Request, claim_id: str) -> Response:
 
 @router.post("/Claim/{claim_id}/$cancel")
 async def cancel(request: Request, claim_id: str) -> Response:
+    await authorized(request, CANCEL)
     body = await _parameters(request)
     cancelled = await _operations(request).cancel(request.state.context, claim_id, body)
     headers = _headers(request, cancelled.task)
@@ -107,6 +122,7 @@ async def cancel(request: Request, claim_id: str) -> Response:
 
 @router.post("/Task/{task_id}/$poll")
 async def poll(request: Request, task_id: str) -> Response:
+    await authorized(request, POLL)
     body = await _parameters(request)
     task = await _operations(request).poll(request.state.context, task_id, body)
     return FhirResponse(task.body, 200, _headers(request, task))

@@ -10,8 +10,8 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..resources.access import Interaction
 from ..resources.errors import error
+from ..resources.operations_access import OperationDeclaration
 from ..resources.searching import SearchOptions
 from ..resources.service import FhirService
 from ..resources.store import StoreTransaction
@@ -29,11 +29,14 @@ type_router = APIRouter()
 SEARCH_INTERACTIONS = ("search-type",)
 SYSTEM_SEARCH_INTERACTIONS = ("search-system",)
 FORM = "application/x-www-form-urlencoded"
-REINDEX = {
-    "name": "reindex",
-    "definition": "https://github.com/nphies-facade/OperationDefinition/reindex",
-    "documentation": "POST starts reindexing every type (or the type in the URL); GET reports the jobs",
-}
+REINDEX = OperationDeclaration(
+    "reindex",
+    None,
+    "https://github.com/nphies-facade/OperationDefinition/reindex",
+    "POST starts reindexing every type (or the type in the URL, or the `type` parameters); GET reports "
+    "the jobs; also at [type]/$reindex",
+    admin=True,
+)
 
 
 def _service(request: Request) -> FhirService:
@@ -98,7 +101,7 @@ async def reindex_type(request: Request, resource_type: str) -> Response:
 async def _reindex(request: Request, resource_type: str | None) -> Response:
     """POST starts a job (all types, the type in the URL or `type` parameters); GET reports the jobs."""
     service = _service(request)
-    await service.guard.admit_type(request.state.context, Interaction.OPERATION, resource_type)
+    await service.authorize_operation(request.state.context, REINDEX)
     reindexer = service.searching.reindexer
     if request.method == "POST":
         named = tuple(v for k, v in request.query_params.multi_items() if k == "type")

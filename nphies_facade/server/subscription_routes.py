@@ -11,6 +11,7 @@ from ..resources.clock import fhir_instant
 from ..resources.context import RequestContext, new_trace_id
 from ..resources.errors import FhirError, bad_request
 from ..resources.ledger import Ledger, SubscriptionEvent
+from ..resources.operations_access import OperationDeclaration
 from ..resources.service import FhirService
 from ..resources.store import StoredVersion
 from ..resources.validation import parse_json
@@ -21,10 +22,36 @@ from ..subscriptions.topics import with_topic
 from .auth.middleware import Unauthenticated
 from .auth.runtime import SecurityRuntime
 from .negotiation import read_body
+from .operation_routes import authorized
 from .responses import FhirResponse
 from .rest import base_url
 
 router = APIRouter()
+
+BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition"
+STATUS = OperationDeclaration(
+    "status",
+    "Subscription",
+    f"{BACKPORT}/backport-subscription-status",
+    "GET or POST: the Subscription's status Bundle (events since start, state, delivery attempts)",
+    needs=("read Subscription",),
+)
+EVENTS = OperationDeclaration(
+    "events",
+    "Subscription",
+    f"{BACKPORT}/backport-subscription-events",
+    "GET or POST: replays events eventsSinceNumber..eventsUntilNumber (at most 1000); full-resource "
+    "content adds each focus the caller may read",
+    needs=("read Subscription",),
+)
+RESEND = OperationDeclaration(
+    "resend",
+    "Subscription",
+    "https://github.com/nphies-facade/OperationDefinition/Subscription-resend",
+    "POST: puts the Subscription's dead letters back in line, oldest first",
+    needs=("read Subscription", "update Subscription"),
+)
+OPERATIONS = [STATUS, EVENTS, RESEND]
 
 MAX_EVENTS = 1000
 RECENT_ATTEMPTS = 10
@@ -93,6 +120,7 @@ async def _status_parameters(ledger: Ledger, subscription: dict, kind: str) -> d
 
 @router.api_route("/Subscription/{subscription_id}/$status", methods=["GET", "POST"])
 async def subscription_status(request: Request, subscription_id: str) -> Response:
+    await authorized(request, STATUS)
     subscription = await _subscription(request, subscription_id)
     parameters = await _status_parameters(_runtime(request).ledger, subscription, "query-status")
     return FhirResponse(status_bundle(parameters, _now(request)))
@@ -102,6 +130,7 @@ async def subscription_status(request: Request, subscription_id: str) -> Respons
 async def subscription_events(request: Request, subscription_id: str) -> Response:
     """Replays events eventsSinceNumber..eventsUntilNumber (at most 1000); `content=full-resource` (the
     default when the Subscription has a payload) adds each focus resource as that event wrote it."""
+    await authorized(request, EVENTS)
     subscription = await _subscription(request, subscription_id)
     values = await _parameters(request)
     ledger = _runtime(request).ledger
@@ -154,6 +183,7 @@ async def _add_resources(request: Request, bundle: dict, events: list[Subscripti
 @router.post("/Subscription/{subscription_id}/$resend")
 async def subscription_resend(request: Request, subscription_id: str) -> Response:
     """Puts the Subscription's dead letters back in line, oldest first."""
+    await authorized(request, RESEND)
     subscription = await _subscription(request, subscription_id)
     await _service(request).authorize(request.state.context, Interaction.UPDATE, "Subscription", subscription)
     runtime = _runtime(request)

@@ -11,7 +11,6 @@ from ..resources.service import FhirService
 from ..subscriptions.queue import JobQueue
 from ..workflows.engine import STEP_PREFIX, Engine, EngineConfig
 from .settings import Settings
-from .workflow_routes import TASK_OPERATIONS
 
 WORKFLOW_JOB_KIND = STEP_PREFIX.rstrip(":")  # the job kind (id prefix) of workflow steps
 
@@ -39,10 +38,3 @@ def workflow_engine(
         settings=settings,
         operations=operations,
     )
-
-
-def resource_operations(operations: dict[str, list[dict]]) -> dict[str, list[dict]]:
-    """The resource operations of the CapabilityStatement with the workflow Task operations added."""
-    merged = {name: list(entries) for name, entries in operations.items()}
-    merged["Task"] = [*merged.get("Task", []), *TASK_OPERATIONS]
-    return merged

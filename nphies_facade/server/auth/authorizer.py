@@ -21,8 +21,10 @@ from .policy import Policy
 from .scopes import Scope, ScopeError, parse_scope
 
 AUDITOR_ROLE = "auditor"
+ADMIN_ROLE = "admin"
 AUDIT_TYPE = "AuditEvent"
 READ_LETTERS = frozenset("rs")
+ALL_LETTERS = frozenset("cruds")
 
 
 @lru_cache(maxsize=1024)
@@ -100,6 +102,18 @@ class Authorizer(AccessControl):
         decision = await self.policy.decide_type(ctx, interaction, resource_type)
         if not decision.allowed:
             raise forbidden(f"Access denied: {decision.reason}", decision.rule)
+
+    async def check_admin(self, ctx: RequestContext) -> None:
+        """Administration needs the `admin` role and an unrestricted `system/*.*` (all of cruds) scope."""
+        full = any(
+            s.context == "system"
+            and s.resource_type == "*"
+            and s.permissions == ALL_LETTERS
+            and not s.restrictions
+            for s in _parsed(ctx.scopes)
+        )
+        if ADMIN_ROLE not in ctx.roles or not full:
+            raise forbidden("Administration needs the admin role and the system/*.* scope", "administration")
 
     async def check(
         self,

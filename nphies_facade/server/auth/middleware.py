@@ -47,7 +47,10 @@ class Unauthenticated(Exception):
 def off_context(trace_id: str) -> RequestContext:
     """With NPHIES_FACADE_AUTH=off every caller acts with full access, the audit trail included."""
     return RequestContext(
-        actor="anonymous (auth off)", scopes=("system/*.*", "system/AuditEvent.rs"), trace_id=trace_id
+        actor="anonymous (auth off)",
+        scopes=("system/*.*", "system/AuditEvent.rs"),
+        trace_id=trace_id,
+        roles=("admin",),
     )
 
 
