@@ -56,11 +56,12 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _db_init(args: argparse.Namespace) -> int:
-    settings = Settings()
+    settings = Settings(data_dir=args.data_dir) if args.data_dir is not None else Settings()
     url = args.mongodb_url or settings.mongodb_url
     if not url:
         from ..resources.sqlite.store import SqliteStore
 
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
         store = SqliteStore(settings.database_path)
         asyncio.run(_open_and_close(store))
         print(f"SQLite store {settings.database_path}: schema ready")
@@ -108,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     init = db.add_parser("init", help="create the store's collections and indexes (idempotent); print them")
     init.add_argument("--mongodb-url", help="MongoDB to initialise (default NPHIES_FACADE_MONGODB_URL)")
     init.add_argument("--database", help="database name (default NPHIES_FACADE_MONGODB_DATABASE)")
+    init.add_argument("--data-dir", type=Path, help="folder of the SQLite store to create (default ./data)")
     init.set_defaults(run=_db_init)
     return parser
 

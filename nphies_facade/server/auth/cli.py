@@ -12,6 +12,7 @@ from pathlib import Path
 from ...resources.audit import AuditEntry, Auditor, verify_chain
 from ...resources.context import RequestContext
 from ...resources.sqlite.store import SqliteStore
+from ..cli_target import NoStore, add_data_dir, add_server_options, existing_store, say, settings_from
 from ..settings import Settings
 from .clients import ACTIVE, DISABLED, ClientError, ClientRecord, new_client
 from .issuer import TokenIssuer
@@ -20,11 +21,21 @@ from .scopes import narrow, split_scope_string
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return Settings(data_dir=args.data_dir) if args.data_dir is not None else Settings()
+    return settings_from(args)
 
 
-async def _with_store(settings: Settings, work: Callable[[SqliteStore], Awaitable[int]]) -> int:
-    store = SqliteStore(settings.database_path)
+def _with_store(settings: Settings, work: Callable[[SqliteStore], Awaitable[int]]) -> int:
+    """Runs `work` on the data dir's store; fails (exit 2) when there is none, never creating one."""
+    try:
+        path = existing_store(settings)
+    except NoStore as exc:
+        return _fail(str(exc))
+    say(f"store {path}")
+    return asyncio.run(_on_store(path, work))
+
+
+async def _on_store(path: Path, work: Callable[[SqliteStore], Awaitable[int]]) -> int:
+    store = SqliteStore(path)
     await store.open()
     try:
         return await work(store)
@@ -90,7 +101,7 @@ def _clients_add(args: argparse.Namespace) -> int:
         print(f"client {client.client_id} {verb} with scopes: {' '.join(client.scopes)}")
         return 0
 
-    return asyncio.run(_with_store(settings, add))
+    return _with_store(settings, add)
 
 
 def _clients_list(args: argparse.Namespace) -> int:
@@ -104,7 +115,7 @@ def _clients_list(args: argparse.Namespace) -> int:
             )
         return 0
 
-    return asyncio.run(_with_store(_settings(args), show))
+    return _with_store(_settings(args), show)
 
 
 Change = Callable[[ClientRecord, argparse.Namespace], ClientRecord]
@@ -127,7 +138,7 @@ def _change_client(args: argparse.Namespace, what: str, change: Change) -> int:
         print(f"client {args.id} {what}d")
         return 0
 
-    return asyncio.run(_with_store(settings, run))
+    return _with_store(settings, run)
 
 
 def _clients_disable(args: argparse.Namespace) -> int:
@@ -157,7 +168,7 @@ def _clients_remove(args: argparse.Namespace) -> int:
         print(f"client {args.id} removed; its tokens no longer work")
         return 0
 
-    return asyncio.run(_with_store(settings, remove))
+    return _with_store(settings, remove)
 
 
 def _token(args: argparse.Namespace) -> int:
@@ -175,14 +186,14 @@ def _token(args: argparse.Namespace) -> int:
             return _fail("none of the requested scopes is registered for the client")
         key = ServerKey.load_or_create(settings.secrets_dir)
         base = settings.public_base_url
-        issuer = TokenIssuer(
-            key, f"{base}/auth", settings.auth_audience or base, settings.auth_token_lifetime
-        )
+        audience = settings.auth_audience or base
+        issuer = TokenIssuer(key, f"{base}/auth", audience, settings.auth_token_lifetime)
+        say(f"issuer {base}/auth, audience {audience} (--base-url or --host/--port must match the server)")
         overrides = {"patient": args.patient, "fhirUser": args.fhir_user}
         print(issuer.mint(client, granted, overrides, args.lifetime).access_token)
         return 0
 
-    return asyncio.run(_with_store(settings, mint))
+    return _with_store(settings, mint)
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
@@ -194,11 +205,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
         print(f"audit chain broken at record {report.broken_seq}: {report.reason}")
         return 1
 
-    return asyncio.run(_with_store(_settings(args), verify))
-
-
-def _data_dir(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", type=Path, help="folder of the SQLite store (default ./data)")
+    return _with_store(_settings(args), verify)
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -218,10 +225,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     add.add_argument(
         "--replace", action="store_true", help="replace an existing registration (its tokens stop working)"
     )
-    _data_dir(add)
+    add_data_dir(add)
     add.set_defaults(run=_clients_add)
     listing = actions.add_parser("list", help="list registered clients and their status")
-    _data_dir(listing)
+    add_data_dir(listing)
     listing.set_defaults(run=_clients_list)
     for name, run, text in (
         ("disable", _clients_disable, "disable a client: no new tokens, its live tokens stop at once"),
@@ -230,7 +237,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     ):
         action = actions.add_parser(name, help=text)
         action.add_argument("id", help="the client id")
-        _data_dir(action)
+        add_data_dir(action)
         action.set_defaults(run=run)
     rotate = actions.add_parser(
         "rotate", help="new keys for a client (without --jwks/--jwks-url: fetch its JWKS URL again)"
@@ -242,7 +249,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     rotate.add_argument(
         "--revoke-tokens", action="store_true", help="also stop the tokens issued before the rotation"
     )
-    _data_dir(rotate)
+    add_data_dir(rotate)
     rotate.set_defaults(run=_clients_rotate)
 
     token = commands.add_parser("token", help="mint an access token for a registered client (local use)")
@@ -251,11 +258,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     token.add_argument("--patient", help="patient context, e.g. Patient/1")
     token.add_argument("--fhir-user", help="fhirUser, e.g. Practitioner/9")
     token.add_argument("--lifetime", type=int, help="seconds until it expires (default the server's)")
-    _data_dir(token)
+    add_data_dir(token)
+    add_server_options(token)
     token.set_defaults(run=_token)
 
     audit = commands.add_parser("audit", help="the audit trail")
     audit_actions = audit.add_subparsers(dest="audit_command", required=True)
     verify = audit_actions.add_parser("verify", help="check the hash chain; names the first broken record")
-    _data_dir(verify)
+    add_data_dir(verify)
     verify.set_defaults(run=_audit_verify)

@@ -5,7 +5,6 @@ they never appear on the command line. A confidential-symmetric app's secret is 
 """
 
 import argparse
-import asyncio
 import getpass
 import json
 import sys
@@ -13,10 +12,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from ...resources.sqlite.store import SqliteStore
+from ..cli_target import add_data_dir
 from .accounts import AccountError, Accounts, UserRecord, hash_password, new_user
 from .apps import APP_TYPES, LAUNCH_TYPES, AppError, AppRecord, new_app
 from .apps import KIND as APP_KIND
-from .cli import _data_dir, _fail, _settings, _with_store
+from .cli import _fail, _settings, _with_store
 
 
 def _password(args: argparse.Namespace) -> str:
@@ -42,7 +42,7 @@ def _users_add(args: argparse.Namespace) -> int:
         print(f"user {user.username} added as {user.fhir_user}")
         return 0
 
-    return asyncio.run(_with_store(_settings(args), add))
+    return _with_store(_settings(args), add)
 
 
 def _change_user(args: argparse.Namespace, change, done: str) -> int:
@@ -55,7 +55,7 @@ def _change_user(args: argparse.Namespace, change, done: str) -> int:
         print(f"user {user.username} {done}")
         return 0
 
-    return asyncio.run(_with_store(_settings(args), work))
+    return _with_store(_settings(args), work)
 
 
 def _users_disable(args: argparse.Namespace) -> int:
@@ -86,7 +86,7 @@ def _users_list(args: argparse.Namespace) -> int:
             print(f"{user.username}\t{user.fhir_user}\t{state}\t{attributes}")
         return 0
 
-    return asyncio.run(_with_store(_settings(args), show))
+    return _with_store(_settings(args), show)
 
 
 def _apps_add(args: argparse.Namespace) -> int:
@@ -120,7 +120,7 @@ def _apps_add(args: argparse.Namespace) -> int:
             print(f"client secret (shown once, keep it safe): {secret}")
         return 0
 
-    return asyncio.run(_with_store(_settings(args), add))
+    return _with_store(_settings(args), add)
 
 
 def _apps_list(args: argparse.Namespace) -> int:
@@ -133,7 +133,7 @@ def _apps_list(args: argparse.Namespace) -> int:
             )
         return 0
 
-    return asyncio.run(_with_store(_settings(args), show))
+    return _with_store(_settings(args), show)
 
 
 def _set_app_disabled(disabled: bool):
@@ -146,7 +146,7 @@ def _set_app_disabled(disabled: bool):
             print(f"app {args.id} {'disabled' if disabled else 'enabled'}")
             return 0
 
-        return asyncio.run(_with_store(_settings(args), work))
+        return _with_store(_settings(args), work)
 
     return run
 
@@ -165,7 +165,7 @@ def _user_commands(commands: argparse._SubParsersAction) -> None:
     add.add_argument("--region", help="region for the ABAC policy")
     add.add_argument("--organization", help="organization for the ABAC policy, e.g. Organization/7")
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
-    _data_dir(add)
+    add_data_dir(add)
     add.set_defaults(run=_users_add)
     for name, run, text in (
         ("disable", _users_disable, "stop a user logging in; their live tokens stop working"),
@@ -176,10 +176,10 @@ def _user_commands(commands: argparse._SubParsersAction) -> None:
         action.add_argument("username")
         if name == "passwd":
             action.add_argument("--password-stdin", action="store_true", help="read it from standard input")
-        _data_dir(action)
+        add_data_dir(action)
         action.set_defaults(run=run)
     listing = actions.add_parser("list", help="list users")
-    _data_dir(listing)
+    add_data_dir(listing)
     listing.set_defaults(run=_users_list)
 
 
@@ -200,15 +200,15 @@ def _app_commands(commands: argparse._SubParsersAction) -> None:
     add.add_argument("--jwks-url", help="confidential-asymmetric: URL of the app's JWKS")
     add.add_argument("--jwks", type=Path, help="confidential-asymmetric: file holding the app's JWKS")
     add.add_argument("--replace", action="store_true", help="replace an app registered with this id")
-    _data_dir(add)
+    add_data_dir(add)
     add.set_defaults(run=_apps_add)
     listing = actions.add_parser("list", help="list apps")
-    _data_dir(listing)
+    add_data_dir(listing)
     listing.set_defaults(run=_apps_list)
     for name, disabled in (("disable", True), ("enable", False)):
         action = actions.add_parser(name, help=f"{name} an app")
         action.add_argument("--id", required=True)
-        _data_dir(action)
+        add_data_dir(action)
         action.set_defaults(run=_set_app_disabled(disabled))
 
 

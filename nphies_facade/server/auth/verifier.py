@@ -19,7 +19,21 @@ CURVE_BY_ALGORITHM = {"ES256": "secp256r1", "ES384": "secp384r1", "ES512": "secp
 
 
 class InvalidToken(Exception):
-    """The token is not acceptable; the message is safe to show the client (RFC 6750 error_description)."""
+    """The token is not acceptable; the message is safe to show the client (RFC 6750 error_description).
+    `logged` is why, for the server's log, without anything the token holds (the message when None)."""
+
+    def __init__(self, message: str, logged: str | None = None) -> None:
+        super().__init__(message)
+        self.logged = logged or message
+
+
+def untrusted_issuer(issuer: object, trusted: Iterable[str]) -> InvalidToken:
+    """Names the issuer the token has and those this server trusts (URLs, no secrets)."""
+    shown = repr(issuer[:200]) if isinstance(issuer, str) else "(none)"
+    return InvalidToken(
+        f"the token's issuer {shown} is not trusted (iss); this server trusts {', '.join(trusted)}",
+        logged="the token's issuer is not trusted (iss)",
+    )
 
 
 class KeySource(Protocol):
@@ -100,9 +114,13 @@ async def verify_signed(
             },
         )
     except jwt.InvalidAudienceError:
-        raise InvalidToken("the token is not for this server (aud)") from None
+        expected = audience if isinstance(audience, str) else ", ".join(audience)
+        raise InvalidToken(
+            f"the token is not for this server (aud); its audience is {expected}",
+            logged="the token is not for this server (aud)",
+        ) from None
     except jwt.InvalidIssuerError:
-        raise InvalidToken("the token's issuer is not trusted (iss)") from None
+        raise untrusted_issuer(unverified_claims(token).get("iss"), [issuer]) from None
     except jwt.InvalidSignatureError:
         raise InvalidToken("the token's signature does not verify") from None
     except jwt.PyJWTError as exc:
@@ -158,7 +176,7 @@ class TokenVerifier:
         issuer = unverified_claims(token).get("iss")
         keys = self.issuers.get(issuer) if isinstance(issuer, str) else None
         if keys is None:
-            raise InvalidToken("the token's issuer is not trusted (iss)")
+            raise untrusted_issuer(issuer, self.issuers)
         return await verify_signed(
             token,
             keys,
