@@ -11,6 +11,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
 from .errors import FhirError, Issue, bad_request, error
+from .rules import rule_issues
 from .structure_check import surely_valid
 from .types import is_supported
 
@@ -69,8 +70,17 @@ def _issues_from(resource_type: str, exc: ValidationError) -> list[Issue]:
 
 
 def validate_resource(resource: dict) -> None:
-    """Validates a resource dict against its R4B model; raises FhirError (400) listing every issue. The
-    structure check answers for the common, valid resource; what it doubts, the model decides."""
+    """Validates a resource dict: its structure, then the R4 rules a schema cannot state (required
+    bindings, invariants); raises FhirError (400) listing every issue."""
+    _validate_structure(resource)
+    issues = rule_issues(resource)
+    if issues:
+        raise FhirError(400, issues)
+
+
+def _validate_structure(resource: dict) -> None:
+    """Against its R4B model. The structure check answers for the common, valid resource; what it doubts,
+    the model decides."""
     try:
         if surely_valid(resource):
             return
