@@ -229,6 +229,7 @@ def launch_server(tmp_path_factory, app_site: AppSite) -> Iterator[LaunchServer]
         "launch/patient openid fhirUser offline_access online_access patient/Patient.rs patient/Coverage.rs "
         "patient/Claim.rs patient/Task.rs user/Patient.rs user/Coverage.rs"
     )
+    cli(env, "db", "init", "--data-dir", str(data_dir))
     cli(env, "apps", "add", "--id", "portal", "--name", "Patient portal", "--redirect-uri", app_site.redirect_uri,
         "--scope", scopes)  # fmt: skip
     cli(env, "users", "add", "noura", "--fhir-user", "Patient/p1", "--role", "patient", "--password-stdin",
