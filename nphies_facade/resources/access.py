@@ -7,6 +7,7 @@ attribute rules); `permits` is the same decision without raising, for filtering 
 """
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from enum import StrEnum
 
 from .context import RequestContext
@@ -57,6 +58,26 @@ AUDIT_ACTION: dict[Interaction, str] = {
     Interaction.DELETE: "D",
     Interaction.OPERATION: "E",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Visibility:
+    """What a caller may see of a type in a search, said as criteria the search can apply: the patient
+    whose compartment it stays in, and the scope's `?param=value` restrictions (ANDed). `exact` is False
+    when the rules also depend on each resource in a way criteria cannot say (attribute rules, or several
+    conditional scopes that each admit other resources); `nothing` when no scope admits any resource."""
+
+    patient: str | None = None
+    restrictions: tuple[tuple[str, str], ...] = ()
+    exact: bool = True
+    nothing: bool = False
+
+    @property
+    def unrestricted(self) -> bool:
+        return self.exact and not self.nothing and self.patient is None and not self.restrictions
+
+
+UNRESTRICTED = Visibility()
 
 
 def forbidden(diagnostics: str, rule: str | None = None) -> FhirError:
@@ -111,6 +132,11 @@ class AccessControl(ABC):
         """The patient ("Patient/1") whose compartment a search of this type must stay in, when only
         patient-level scopes grant it; a search planner can add this as a criterion up front."""
         return None
+
+    def visibility(self, ctx: RequestContext, resource_type: str | None) -> Visibility:
+        """What ctx may find of the type by search, as criteria (search_access.py applies them to the
+        search and to every type its criteria reach)."""
+        return UNRESTRICTED
 
 
 class AllowAll(AccessControl):

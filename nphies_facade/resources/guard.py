@@ -42,6 +42,12 @@ class Guard:
         )
         await self.audit.record_failure(ctx, entry, tx)
 
+    async def denied(
+        self, ctx: RequestContext, interaction: Interaction, entity: str | None, exc: FhirError
+    ) -> None:
+        """Audits a refusal decided outside the access port (a search criterion that reaches too far)."""
+        await self._denied(ctx, interaction, entity, None, exc, None)
+
     async def admit_type(
         self, ctx: RequestContext, interaction: Interaction, resource_type: str | None
     ) -> None:

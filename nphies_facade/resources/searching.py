@@ -13,17 +13,9 @@ from .custom_params import SEARCH_PARAMETER, CustomParameters, reindex_types
 from .errors import FhirError, bad_request
 from .reindex import Reindexer
 from .search.definitions import SearchRegistry
-from .search.plan import (
-    Filter,
-    IdFilter,
-    ParamRef,
-    Planner,
-    SearchPlan,
-    ValueFilter,
-    encode_cursor,
-    reference_atoms,
-)
-from .search.query import QueryParser, ReferenceMatch, SearchQuery
+from .search.plan import Planner, SearchPlan, encode_cursor
+from .search.query import QueryParser, SearchQuery
+from .search_access import SearchAccess
 from .store import SearchPage, Store, StoredVersion, StoreTransaction
 from .types import supported_types
 
@@ -31,6 +23,9 @@ if TYPE_CHECKING:
     from .service import FhirService
 
 CONDITIONAL_LIMIT = 1000
+# A total the store cannot count for the caller (attribute rules decide per resource) is counted over at
+# most this many matches, each checked; beyond it the total is left out.
+CHECKED_TOTAL_LIMIT = 1000
 SYSTEM_SCOPES = RequestContext.system().scopes
 
 
@@ -52,15 +47,6 @@ class SearchResult:
     total: int | None
     next_cursor: str | None
     previous_cursor: str | None
-
-
-def compartment_filter(resource_type: str, patient: str, codes: tuple[str, ...]) -> Filter:
-    """Only resources in the compartment of `patient` ("Patient/1")."""
-    patient_id = patient.removeprefix("Patient/")
-    if resource_type == "Patient":
-        return IdFilter((patient_id,))
-    atoms = reference_atoms(ReferenceMatch("Patient", patient_id, None))
-    return ValueFilter(ParamRef("reference", codes, (resource_type,)), atoms)
 
 
 def page_cursors(plan: SearchPlan, page: SearchPage) -> tuple[str | None, str | None]:
@@ -101,6 +87,7 @@ class Searching:
         )
         service.write_hooks.append(self._before_write)
         service.commit_hooks.append(self._after_commit)
+        self.access = SearchAccess(service, self._restriction_criteria, self._now_ms)
 
     @property
     def registry(self) -> SearchRegistry:
@@ -174,16 +161,9 @@ class Searching:
 
     # ----- search -----
 
-    def _compartment(self, ctx: RequestContext, query: SearchQuery) -> tuple[Filter, ...]:
-        if len(query.resource_types) != 1:
-            return ()
-        resource_type = query.resource_types[0]
-        patient = self.service.access.compartment_patient(ctx, resource_type)
-        if patient is None:
-            return ()
-        return (
-            compartment_filter(resource_type, patient, self.service.compartment.params_for(resource_type)),
-        )
+    def _restriction_criteria(self, resource_type: str, restrictions: tuple[tuple[str, str], ...]) -> list:
+        """A scope's `?param=value` restrictions as the criteria of a search of the type."""
+        return self._parse((resource_type,), list(restrictions), SearchOptions(strict=True)).criteria
 
     async def search(
         self,
@@ -199,18 +179,45 @@ class Searching:
             await guard.admit_type(ctx, Interaction.SEARCH, resource_type)
         source = tx or self.store
         query = await self.parse(resource_types, params, options, source)
-        plan = Planner(self.registry, self._now_ms()).plan(query, self._compartment(ctx, query))
-        page = await source.search(plan)
+        restricted = await self.access.restrict(
+            ctx, query, Planner(self.registry, self._now_ms()).plan(query)
+        )
+        plan = restricted.plan
+        if plan is None:  # no scope admits any resource of the type
+            page = SearchPage([], [], 0 if query.summary == "count" or query.total != "none" else None, False)
+            plan = SearchPlan(None, ())
+        else:
+            page = await source.search(plan)
         matches = await self.service.permitted(ctx, Interaction.SEARCH, [m.version for m in page.matches])
         included = await self.service.permitted(ctx, Interaction.SEARCH, page.included)
+        total = page.total
+        if total is not None and not restricted.exact_total:
+            total = await self._checked_total(ctx, plan, source)
+        if total is None and _whole(query, plan, page):
+            total = len(matches)  # those the caller may see
         next_cursor, previous_cursor = page_cursors(plan, page)
         if not _internal(ctx):
             single = query.resource_types[0] if len(query.resource_types) == 1 else None
             await guard.listed(ctx, Interaction.SEARCH, single, None, len(matches), tx=tx)
-        total = page.total
-        if total is None and _whole(query, plan, page):
-            total = len(page.matches)
         return SearchResult(query, matches, included, total, next_cursor, previous_cursor)
+
+    async def _checked_total(
+        self, ctx: RequestContext, plan: SearchPlan, source: Store | StoreTransaction
+    ) -> int | None:
+        """The matches the caller may see, counted one by one (None past CHECKED_TOTAL_LIMIT)."""
+        counting = replace(
+            plan,
+            sort=(),
+            keyset=None,
+            includes=(),
+            count_total=False,
+            fetch_matches=True,
+            limit=CHECKED_TOTAL_LIMIT,
+        )
+        page = await source.search(counting)
+        if page.more:
+            return None
+        return len(await self.service.permitted(ctx, Interaction.SEARCH, [m.version for m in page.matches]))
 
     async def find_ids(
         self,

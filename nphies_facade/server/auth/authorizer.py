@@ -8,7 +8,7 @@ with a scope naming it or the `auditor` role, and never writable: the server alo
 
 from functools import lru_cache
 
-from ...resources.access import PERMISSION, AccessControl, Interaction, forbidden
+from ...resources.access import PERMISSION, UNRESTRICTED, AccessControl, Interaction, Visibility, forbidden
 from ...resources.compartment import PatientCompartment, resources_referring
 from ...resources.context import RequestContext
 from ...resources.references import relative
@@ -174,6 +174,32 @@ class Authorizer(AccessControl):
             ctx, interaction, resource_type
         )
         return not unconditional or self.policy.needs_resource(ctx, interaction, resource_type)
+
+    def visibility(self, ctx: RequestContext, resource_type: str | None) -> Visibility:
+        exact = not self.policy.needs_resource(ctx, Interaction.SEARCH, resource_type)
+        scopes = self._granting(ctx, Interaction.SEARCH, resource_type)
+        if self._auditor_reads(ctx, Interaction.SEARCH, resource_type) or any(
+            not s.conditional for s in scopes
+        ):
+            return UNRESTRICTED if exact else Visibility(exact=False)
+        shapes = set()
+        for scope in scopes:
+            patient = None
+            if scope.context == "patient":
+                if ctx.patient is None:
+                    continue  # a patient scope without a patient admits nothing
+                if resource_type is None or self._in_compartment_type(resource_type):
+                    patient = ctx.patient
+            shapes.add((patient, scope.restrictions))
+        if not shapes:
+            return Visibility(exact=False, nothing=True)
+        if len(shapes) > 1:
+            return Visibility(exact=False)
+        patient, restrictions = shapes.pop()
+        return Visibility(patient, restrictions, exact)
+
+    def _in_compartment_type(self, resource_type: str) -> bool:
+        return resource_type == "Patient" or self.compartment.has_compartment(resource_type)
 
     def compartment_patient(self, ctx: RequestContext, resource_type: str) -> str | None:
         scopes = self._granting(ctx, Interaction.SEARCH, resource_type)

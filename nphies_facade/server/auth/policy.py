@@ -247,7 +247,9 @@ class Policy:
             self._applicable_memo[key] = rules
         return rules
 
-    def needs_resource(self, ctx: RequestContext, interaction: Interaction, resource_type: str) -> bool:
+    def needs_resource(
+        self, ctx: RequestContext, interaction: Interaction, resource_type: str | None
+    ) -> bool:
         """Whether a rule's answer for this caller can depend on the resource: region and organization
         checks cannot for a token without a region (always passes) or organization (always refused)."""
         return any(_reads_resource(r, ctx) for r in self._applicable(ctx, interaction, resource_type))
