@@ -6,14 +6,20 @@ NPHIES_FACADE_AUTH=off (the baseline of this run: audit on, no token, full acces
 with a token of the built-in issuer (ES256, server key) and once with a token of an external issuer
 (RS256, JWKS served over HTTP on loopback, cached). Also: audit records appended per second (chain hash
 included) beside plain SQLite inserts of rows of the same size, and chain verification records/s.
+The token endpoint (SMART App Launch): the authorization_code exchange (PKCE S256) and a rotating
+refresh, sent at a sustained rate, beside the client_credentials grant (a private_key_jwt assertion) at
+the same rate as the baseline; median and p95 latency per grant.
 Prints medians over rounds with the command and the machine.
 """
 
 import argparse
 import asyncio
+import base64
+import hashlib
 import json
 import os
 import platform
+import secrets
 import sqlite3
 import statistics
 import sys
@@ -26,8 +32,8 @@ from pathlib import Path
 
 import httpx
 import jwt
-from cryptography.hazmat.primitives.asymmetric import rsa
-from jwt.algorithms import RSAAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -35,6 +41,9 @@ sys.path.insert(0, str(REPO))
 from nphies_facade.resources.audit import AuditEntry, verify_chain  # noqa: E402
 from nphies_facade.resources.context import RequestContext  # noqa: E402
 from nphies_facade.server.app import create_app  # noqa: E402
+from nphies_facade.server.auth.accounts import new_user  # noqa: E402
+from nphies_facade.server.auth.apps import KIND as APP_KIND  # noqa: E402
+from nphies_facade.server.auth.apps import new_app  # noqa: E402
 from nphies_facade.server.auth.clients import new_client  # noqa: E402
 from nphies_facade.server.settings import Settings  # noqa: E402
 
@@ -151,11 +160,128 @@ async def measure_audit(records: int) -> dict[str, float]:
     return {"chained appends/s": chained, "raw sqlite3 inserts/s": raw, "chain verified records/s": verified}
 
 
+# ----- the token endpoint: code exchange and refresh (SMART App Launch) -----
+
+
+def _pkce() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return verifier, base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+async def _launch_fixtures(app, requests: int) -> dict[str, list[dict]]:
+    """Forms for `requests` requests of each grant: codes and refresh tokens made the way the consent
+    screen and a first exchange make them, and pre-signed client assertions for the baseline."""
+    security = app.state.security
+    store = app.state.store.security()
+    user = new_user("bench", "Patient/p1", "bench password 123", "patient")
+    await security.accounts.save(user)
+    bench_app, _ = new_app(
+        "bench-app", "Bench", "public", ["https://app.bench/cb"], "launch/patient patient/*.rs offline_access"
+    )
+    await store.put_record(APP_KIND, bench_app.client_id, bench_app.to_json())
+    key = ec.generate_private_key(ec.SECP384R1())
+    jwk = {**ECAlgorithm.to_jwk(key.public_key(), as_dict=True), "kid": "c1", "alg": "ES384"}
+    await store.put_client(
+        "bench-client", new_client("bench-client", "system/*.rs", jwks={"keys": [jwk]}).to_json()
+    )
+    grant = {"username": "bench", "user_id": user.id, "client_id": "bench-app", "patient": "Patient/p1"}
+    grant |= {
+        "scopes": ["launch/patient", "patient/*.rs", "offline_access"],
+        "encounter": None,
+        "refresh": "offline",
+    }
+    forms: dict[str, list[dict]] = {"client_credentials": [], "authorization_code": [], "refresh_token": []}
+    for _ in range(requests):
+        verifier, challenge = _pkce()
+        code = await security.grants.issue_code(
+            {"grant": await security.grants.new_grant(grant), "client_id": "bench-app",
+             "redirect_uri": "https://app.bench/cb", "code_challenge": challenge, "nonce": None}
+        )  # fmt: skip
+        forms["authorization_code"].append(
+            {"grant_type": "authorization_code", "code": code, "redirect_uri": "https://app.bench/cb",
+             "client_id": "bench-app", "code_verifier": verifier}
+        )  # fmt: skip
+        live = await security.grants.grant(await security.grants.new_grant(grant))
+        forms["refresh_token"].append(
+            {"grant_type": "refresh_token", "client_id": "bench-app",
+             "refresh_token": await security.grants.issue_refresh(live)}
+        )  # fmt: skip
+        now = int(time.time())
+        claims = {"iss": "bench-client", "sub": "bench-client", "aud": f"{BASE}/auth/token", "exp": now + 240}
+        assertion = jwt.encode(
+            {**claims, "jti": uuid.uuid4().hex}, key, algorithm="ES384", headers={"kid": "c1"}
+        )
+        forms["client_credentials"].append(
+            {"grant_type": "client_credentials", "scope": "system/*.rs", "client_assertion": assertion,
+             "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}
+        )  # fmt: skip
+    return forms
+
+
+async def _at_rate(client: httpx.AsyncClient, forms: list[dict], rate: float) -> list[float]:
+    """Sends the forms open-loop, one every 1/rate s; milliseconds from each send to its answer."""
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    start = time.perf_counter()
+
+    async def one(index: int, form: dict) -> float:
+        await asyncio.sleep(max(0.0, start + index / rate - time.perf_counter()))
+        sent = time.perf_counter()
+        response = await client.post("/auth/token", data=form, headers=headers)
+        assert response.status_code == 200, response.text
+        return (time.perf_counter() - sent) * 1000
+
+    return list(await asyncio.gather(*(one(i, form) for i, form in enumerate(forms))))
+
+
+def _p95(values: list[float]) -> float:
+    return statistics.quantiles(values, n=20)[-1]
+
+
+async def measure_token_endpoint(requests: int, rounds: int, rate: float) -> dict[str, dict[str, float]]:
+    """Median over rounds of each grant's median and p95 latency (ms); the grants alternate in each round."""
+    data = Path(tempfile.mkdtemp(prefix="nf-bench-tokens-"))
+    settings = Settings(data_dir=data, base_url=BASE, auth="on", rate_limit=0, auth_code_lifetime=600)
+    app = create_app(settings)
+    samples: dict[str, dict[str, list[float]]] = {}
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+            warm = await _launch_fixtures(app, 20)
+            for forms in warm.values():
+                await _at_rate(client, forms, rate)
+            for _ in range(rounds):
+                forms_by_grant = await _launch_fixtures(app, requests)
+                for grant, forms in forms_by_grant.items():
+                    latencies = await _at_rate(client, forms, rate)
+                    figures = samples.setdefault(grant, {"median": [], "p95": []})
+                    figures["median"].append(statistics.median(latencies))
+                    figures["p95"].append(_p95(latencies))
+    return {
+        grant: {k: statistics.median(v) for k, v in figures.items()} for grant, figures in samples.items()
+    }
+
+
+def print_token_endpoint(
+    figures: dict[str, dict[str, float]], requests: int, rounds: int, rate: float
+) -> None:
+    print(
+        f"\ntoken endpoint at {rate:.0f} requests/s, in-process ASGI, median of {rounds} rounds of {requests}"
+    )
+    print(f"{'grant':<22}{'median ms':>11}{'p95 ms':>9}{'p95 x':>8}")
+    baseline = figures["client_credentials"]["p95"]
+    for grant, values in figures.items():
+        print(f"{grant:<22}{values['median']:>11.2f}{values['p95']:>9.2f}{values['p95'] / baseline:>8.2f}")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=300, help="creates and reads per round (300)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; medians are printed (3)")
     parser.add_argument("--audit-records", type=int, default=5000, help="audit records appended (5000)")
+    parser.add_argument("--token-rate", type=float, default=50.0, help="token requests per second (50)")
+    parser.add_argument("--token-requests", type=int, default=300, help="token requests per grant and round")
+    parser.add_argument("--tokens-only", action="store_true", help="measure only the token endpoint")
     args = parser.parse_args()
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     jwk = {
@@ -169,6 +295,11 @@ async def main() -> None:
     print(
         f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cpus, Python {platform.python_version()}"
     )
+    if args.tokens_only:
+        server.shutdown()
+        tokens = await measure_token_endpoint(args.token_requests, args.rounds, args.token_rate)
+        print_token_endpoint(tokens, args.token_requests, args.rounds, args.token_rate)
+        return
     results = {}
     for mode in ("auth off", "built-in ES256", "external RS256"):
         results[mode] = await measure_mode(mode, args.requests, args.rounds, jwks_url, rsa_key)
@@ -185,6 +316,8 @@ async def main() -> None:
     print(f"\naudit trail, {args.audit_records} records in one transaction")
     for name, value in audit.items():
         print(f"{name:<28}{value:>12.0f}")
+    tokens = await measure_token_endpoint(args.token_requests, args.rounds, args.token_rate)
+    print_token_endpoint(tokens, args.token_requests, args.rounds, args.token_rate)
 
 
 if __name__ == "__main__":

@@ -252,6 +252,15 @@ async def test_a_disabled_user_cannot_log_in_and_their_live_tokens_stop(
     assert (await again.login("noura")).status_code == 401
 
 
+async def test_a_disabled_app_gets_no_tokens_and_its_live_tokens_stop(world, browser, anon, secure_settings):
+    body = await tokens_for(browser)
+    code, _ = await run_cli("apps", "disable", "--id", "portal", "--data-dir", str(secure_settings.data_dir))
+    assert code == 0
+    assert (await anon.get("/Patient/p1", headers=bearer(body["access_token"]))).status_code == 401
+    assert (await browser.refresh(body["refresh_token"])).json()["error"] == "invalid_client"
+    assert (await Browser(anon, BASE).authorize()).status_code == 400
+
+
 async def test_the_practitioners_picker_lists_only_patients_the_policy_lets_them_see(world, browser, anon):
     await browser.authorize(scope="launch/patient openid fhirUser user/Patient.rs user/Coverage.rs")
     logged_in = await browser.login("dr")

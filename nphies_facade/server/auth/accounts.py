@@ -129,6 +129,7 @@ class Accounts:
     async def login(self, username: str, password: str) -> LoginResult:
         """Checks the password; counts failures and locks the account after too many in a row. Attempts
         on one name are serialised in this process, so parallel guesses cannot outrun the counter."""
+        username = username.strip().lower()
         lock = self._locks.setdefault(username, asyncio.Lock())
         async with lock:
             try:
@@ -138,7 +139,7 @@ class Accounts:
                     self._locks.pop(username, None)
 
     async def _login(self, username: str, password: str) -> LoginResult:
-        user = await self.get(username.strip().lower())
+        user = await self.get(username)
         now = self.clock().timestamp()
         if user is None:
             await asyncio.to_thread(password_matches, None, password)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from ...resources.clock import Clock, system_clock
 from ...resources.security_store import SecurityStore
-from . import accounts
+from . import accounts, apps
 
 # Records of spent codes and tokens stay this long after they expire, so a late replay is recognised.
 REPLAY_MEMORY = 86400.0
@@ -115,12 +115,16 @@ class Grants:
         )
 
     async def live_grant(self, grant_id: str) -> dict | None:
-        """The grant while its tokens may work: not revoked and its user neither gone nor disabled."""
+        """The grant while its tokens may work: not revoked, its user and its app neither gone nor
+        disabled (asked on every request a person's token makes, so a change stops tokens at once)."""
         grant = await self.grant(grant_id)
         if grant is None or grant["revoked"]:
             return None
         user = await self.security.get_record(accounts.KIND, grant["username"])
         if user is None or user["disabled"]:
+            return None
+        app = await self.security.get_record(apps.KIND, grant["client_id"])
+        if app is None or app.get("disabled"):
             return None
         return grant
 
