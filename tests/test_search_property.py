@@ -50,14 +50,16 @@ def _maybe(rng: random.Random, value: object, chance: float = 0.8) -> object:
 
 def _patient(rng: random.Random, i: int) -> dict:
     patient: dict = {"resourceType": "Patient", "id": f"p{i}"}
-    patient["name"] = [{"family": rng.choice(FAMILIES), "given": rng.sample(GIVENS, rng.randint(0, 2))}]
+    name = {"family": rng.choice(FAMILIES), "given": rng.sample(GIVENS, rng.randint(0, 2))}
+    patient["name"] = [{k: v for k, v in name.items() if v}]  # an empty list is not valid R4
     if gender := _maybe(rng, rng.choice(["male", "female"])):
         patient["gender"] = gender
     if born := _maybe(rng, _date(rng, False)):
         patient["birthDate"] = born
-    patient["identifier"] = [
+    if identifiers := [
         {"system": rng.choice(SYSTEMS), "value": rng.choice(VALUES)} for _ in range(rng.randint(0, 2))
-    ]
+    ]:
+        patient["identifier"] = identifiers
     if rng.random() < 0.3:
         patient["deceasedDateTime"] = _date(rng, True)
     return patient

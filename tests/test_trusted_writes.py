@@ -1,4 +1,4 @@
-"""Trusted writes: resources the server builds itself skip the R4B model validation, unless the service
+"""Trusted writes: resources the server builds itself skip the R4 validation, unless the service
 is told to validate its own resources too (the test suite's servers are); everything else is validated."""
 
 from collections.abc import AsyncIterator
@@ -15,7 +15,7 @@ from nphies_facade.resources.service import FhirService
 from nphies_facade.resources.sqlite.store import SqliteStore
 
 SYSTEM = RequestContext.system()
-# An element R4 does not define breaks the R4B model, not the store.
+# An element R4 does not define breaks validation, not the store.
 BROKEN_TASK = {"resourceType": "Task", "status": "draft", "intent": "order", "notAnElement": 1}
 
 

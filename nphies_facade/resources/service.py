@@ -384,7 +384,7 @@ class FhirService:
     ) -> WriteResult:
         """`resource_id` is an id the caller assigned beforehand (a bundle rewrites references to it).
         `trusted`: the server's own code built the resource (a Task, an exchange record, an event) from
-        values that were validated before, so the R4B model validation is skipped; what comes from
+        values that were validated before, so the R4 validation is skipped; what comes from
         outside the process (clients, NPHIES answers) is never trusted."""
         await self.guard.admit_type(ctx, Interaction.CREATE, require_resource(resource)["resourceType"])
         resource = self._prepare(resource, resource_id or str(uuid.uuid4()), trusted)

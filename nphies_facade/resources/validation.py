@@ -1,31 +1,36 @@
 """Parsing and validation of incoming FHIR JSON: bytes in, a checked plain dict out.
 
-The R4B models of fhir.resources validate (structure_check.py answers first for what it is sure of); the
-caller keeps the original dict, so nothing is re-serialised through the model.
+The R4 (4.0.1) definitions decide validity: the official R4 JSON Schema, tightened to FHIR's JSON rules
+(r4_schema.py, vendored by vendor_schema.py), with the narrative rules (narrative.py). JSON types are never
+coerced: what is stored is the dict that was validated.
 """
 
 import re
 
 import orjson
-from fhir.resources.R4B import get_fhir_model_class
-from pydantic import ValidationError
 
-from .errors import FhirError, Issue, bad_request, error
+from .duplicate_keys import duplicate_key
+from .errors import FhirError, bad_request
+from .r4_schema import schema_issues
 from .rules import rule_issues
-from .structure_check import surely_valid
 from .types import is_supported
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9\-.]{1,64}")
-MAX_ISSUES = 50
 
 
 def parse_json(body: bytes) -> object:
     if not body:
         raise bad_request("The request body is empty; a FHIR resource in JSON was expected", code="required")
     try:
-        return orjson.loads(body)
+        parsed = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise bad_request(f"The body is not valid JSON: {exc}", code="structure") from None
+    duplicate = duplicate_key(body, parsed)
+    if duplicate is not None:
+        raise bad_request(
+            f"The JSON object key '{duplicate}' appears twice; FHIR JSON names are unique", code="structure"
+        )
+    return parsed
 
 
 def require_resource(data: object, expression: str = "") -> dict:
@@ -36,7 +41,7 @@ def require_resource(data: object, expression: str = "") -> dict:
         raise bad_request("The resource has no resourceType", expression or "resourceType", code="structure")
     if not is_supported(resource_type):
         raise bad_request(
-            f"Unknown or unsupported resourceType '{resource_type}'",
+            f"Unknown resourceType '{resource_type}': not a FHIR R4 resource type",
             expression or "resourceType",
             code="not-supported",
         )
@@ -48,57 +53,12 @@ def check_id(resource_id: str, expression: str = "id") -> None:
         raise bad_request("A resource id is 1 to 64 characters of A-Z, a-z, 0-9, '-' and '.'", expression)
 
 
-def _location(resource_type: str, loc: tuple) -> str:
-    path = resource_type
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return path
-
-
-def _issues_from(resource_type: str, exc: ValidationError) -> list[Issue]:
-    issues = []
-    for detail in exc.errors(include_url=False, include_input=False)[:MAX_ISSUES]:
-        loc = tuple(p for p in detail.get("loc", ()) if p not in ("__root__",))
-        issues.append(
-            Issue(
-                "structure" if detail.get("type") == "extra_forbidden" else "value",
-                detail.get("msg", "invalid value"),
-                expression=_location(resource_type, loc),
-            )
-        )
-    return issues
-
-
 def validate_resource(resource: dict) -> None:
-    """Validates a resource dict: its structure, then the R4 rules a schema cannot state (required
-    bindings, invariants); raises FhirError (400) listing every issue."""
-    _validate_structure(resource)
-    issues = rule_issues(resource)
+    """Validates a resource dict: its structure by the R4 JSON Schema, then the R4 rules a schema cannot
+    state (required bindings, invariants); raises FhirError (400) listing every issue."""
+    issues = schema_issues(resource) or rule_issues(resource)
     if issues:
         raise FhirError(400, issues)
-
-
-def _validate_structure(resource: dict) -> None:
-    """Against its R4B model. The structure check answers for the common, valid resource; what it doubts,
-    the model decides."""
-    try:
-        if surely_valid(resource):
-            return
-    except RecursionError:
-        pass
-    resource_type = resource["resourceType"]
-    model = get_fhir_model_class(resource_type)
-    try:
-        model.model_validate(resource)
-    except ValidationError as exc:
-        raise FhirError(400, _issues_from(resource_type, exc)) from None
-    except (RecursionError, TypeError, ValueError, AttributeError, KeyError) as exc:
-        raise error(
-            400,
-            "structure",
-            f"The {resource_type} could not be validated: {type(exc).__name__}",
-            resource_type,
-        ) from None
 
 
 def parse_resource(body: bytes) -> dict:

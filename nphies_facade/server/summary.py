@@ -1,15 +1,16 @@
 """`_summary` and `_elements`: the parts of a resource a search returns, tagged SUBSETTED.
 
-Which elements are summary and which are mandatory comes from the R4 definitions as the fhir.resources
-models carry them (`summary_element_property`, `element_required` / required fields).
+Which elements are summary and which are mandatory comes from the R4 4.0.1 StructureDefinitions
+(`resources/data/r4-elements.json`, written by resources/vendor_schema.py).
 """
 
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 import orjson
-from fhir.resources.R4B import get_fhir_model_class
 
+ELEMENTS_FILE = Path(__file__).resolve().parents[1] / "resources" / "data" / "r4-elements.json"
 SUBSETTED = {
     "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
     "code": "SUBSETTED",
@@ -29,25 +30,20 @@ class Elements:
 
 
 @cache
+def _tables() -> dict[str, dict]:
+    return orjson.loads(ELEMENTS_FILE.read_bytes())
+
+
+@cache
 def elements_of(resource_type: str) -> Elements:
-    summary, mandatory, choices = set(), set(), {}
-    try:
-        model = get_fhir_model_class(resource_type)
-    except (KeyError, ValueError, AttributeError):
+    table = _tables().get(resource_type)
+    if table is None:
         return Elements(frozenset(), frozenset(), {})
-    for name, info in model.model_fields.items():
-        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
-        if not extra.get("element_property"):
-            continue
-        json_name = info.alias or name
-        if extra.get("summary_element_property"):
-            summary.add(json_name)
-        if extra.get("element_required") or info.is_required():
-            mandatory.add(json_name)
-        group = extra.get("one_of_many")
-        if isinstance(group, str):
-            choices.setdefault(group, set()).add(json_name)
-    return Elements(frozenset(summary), frozenset(mandatory), {k: frozenset(v) for k, v in choices.items()})
+    return Elements(
+        frozenset(table["summary"]),
+        frozenset(table["mandatory"]),
+        {group: frozenset(names) for group, names in table["choices"].items()},
+    )
 
 
 def _keep(resource: dict, names: set[str]) -> dict:

@@ -6,7 +6,10 @@ import subprocess
 import tarfile
 from pathlib import Path
 
+import orjson
 import pytest
+
+from nphies_facade.server.settings import Settings
 
 PACKAGE = "hl7.fhir.r4.examples@4.0.1"
 CACHE = Path(__file__).resolve().parents[2] / ".cache"
@@ -38,3 +41,20 @@ def _fetch() -> Path:
 def r4_examples() -> list[Path]:
     """Every resource file of the official R4 examples package."""
     return sorted(p for p in _fetch().glob("*.json") if p.name not in NOT_EXAMPLES)
+
+
+@pytest.fixture(scope="session")
+def r4_resources(r4_examples: list[Path]) -> dict[str, dict]:
+    """File name -> resource, for every resource of the official R4 examples package."""
+    found = {}
+    for path in r4_examples:
+        resource = orjson.loads(path.read_bytes())
+        if isinstance(resource, dict) and "resourceType" in resource:
+            found[path.name] = resource
+    return found
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """The suite's settings without the rate limit: these tests send hundreds of requests in a row."""
+    return Settings(data_dir=tmp_path / "data", base_url="http://fhir.test", auth="off", rate_limit=0)
