@@ -29,7 +29,7 @@ from .closure import load_closure
 from .codes import REQUEST_IDENTIFIERS
 from .config import OperationsConfig
 from .eligibility_cache import CacheUnavailable, EligibilityCache, cache_key, cache_tag
-from .exchanges import ExchangeRecorder
+from .exchanges import ExchangeRecorder, count_resends
 from .parameters import a_date, check_names, codes, read_parameters
 from .provider import ProviderOrganization
 from .transactions import in_transaction
@@ -147,6 +147,7 @@ class EligibilityOperation:
         if has_errors(issues):
             raise errors.refused_by_profiles(issues)
         exchange = await self.gateway.send(message)
+        count_resends(exchange)
         response = _eligibility_response(exchange)
         stored = await self._store(request, response, exchange, message.full_urls, key, ctx)
         if stored is None:

@@ -31,6 +31,7 @@ from ..resources.clock import fhir_instant
 from ..resources.context import RequestContext
 from ..resources.service import FhirService
 from ..resources.store import StoreTransaction
+from ..workflows.metrics import NPHIES_RETRIES
 from .codes import EXCHANGE_IDENTIFIER, EXCHANGE_OUTCOME
 
 SENDING = "sending"
@@ -232,3 +233,11 @@ def sent_references(record: dict) -> dict[str, str]:
     """fullUrl -> `Type/id` of what the request in an exchange record carried."""
     sent = summary_of(record).get("sent") or {}
     return {url: reference.split("/_history/")[0] for reference, url in sent.items()}
+
+
+def count_resends(exchange: Exchange, resent: bool = False) -> None:
+    """Messages sent again: by the gateway within the exchange, and the exchange itself when a step
+    sends its message again (`resent`)."""
+    again = len(exchange.attempts) - 1 + int(resent)
+    if again > 0:
+        NPHIES_RETRIES.labels(str(exchange.event)).inc(again)

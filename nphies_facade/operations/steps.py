@@ -27,10 +27,10 @@ from ..resources.context import RequestContext
 from ..resources.errors import FhirError
 from ..resources.service import FhirService, resource_json
 from ..resources.store import StoredVersion, StoreTransaction
-from ..workflows.metrics import NPHIES_RETRIES, NPHIES_SENDS, PREAUTH_APPROVAL
+from ..workflows.metrics import NPHIES_SENDS, PREAUTH_APPROVAL
 from .closure import load_closure
 from .config import OperationsConfig
-from .exchanges import ExchangeRecorder, request_of, sent_references
+from .exchanges import ExchangeRecorder, count_resends, request_of, sent_references
 from .settlements import Settlement, after_claim_sent, after_poll, after_status_check, failed, retry
 from .tasks import (
     CHECKING,
@@ -138,7 +138,7 @@ class SubmitSteps:
         unsent = record.get("docStatus") == "preliminary"
         claimed, _ = await self._take(stored, task, SENDING, step)
         exchange = await self.gateway.send(request)
-        _count_retries(exchange, step.attempt > 0)
+        count_resends(exchange, step.attempt > 0)
         local = sent_references(record)
         settlement = self._after_claim_sent(exchange, step, task, local)
         full_urls = {ref: url for url, ref in local.items()}
@@ -157,7 +157,7 @@ class SubmitSteps:
             return await self._settle(stored, failed("The message breaks NPHIES profiles", outcome))
         claimed, record_id = await self._take(stored, task, SENDING, step, message=message)
         exchange = await self.gateway.send(message)
-        _count_retries(exchange, step.attempt > 0)
+        count_resends(exchange, step.attempt > 0)
         settlement = self._after_claim_sent(exchange, step, task, _local(message.full_urls))
         return await self._settle(claimed, settlement, exchange, message.full_urls, record_id)
 
@@ -179,7 +179,7 @@ class SubmitSteps:
             return await self._settle(stored, failed(f"No status-check can be built: {exc}"))
         claimed, _ = await self._take(stored, task, CHECKING, step)
         exchange = await self.gateway.send(message)
-        _count_retries(exchange, step.attempt > 0)
+        count_resends(exchange, step.attempt > 0)
         settlement = after_status_check(
             exchange, step, self.config, self._now().timestamp(), deadline_of(task)
         )
@@ -203,7 +203,7 @@ class SubmitSteps:
         )
         claimed, _ = await self._take(stored, task, POLLING, step)
         exchange = await self.gateway.send(message)
-        _count_retries(exchange, resent=False)
+        count_resends(exchange, resent=False)
         settlement = after_poll(
             exchange,
             step,
@@ -351,14 +351,6 @@ class SubmitSteps:
             return await self._settle(stored, settlement)
         except StepTaken:
             return None
-
-
-def _count_retries(exchange: Exchange, resent: bool) -> None:
-    """Messages sent again: by the gateway within the exchange, and the exchange itself when a step
-    sends its message again."""
-    again = len(exchange.attempts) - 1 + int(resent)
-    if again > 0:
-        NPHIES_RETRIES.labels(str(exchange.event)).inc(again)
 
 
 def _observe_preauth(task: dict, settlement: Settlement, now: datetime) -> None:

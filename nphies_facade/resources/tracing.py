@@ -79,9 +79,17 @@ def install_log_filter(logger: logging.Logger | None = None) -> None:
             handler.addFilter(TraceIdFilter())
 
 
-def configure_logging(level: str) -> None:
-    """Root logging with the trace id on every line (idempotent; each server process calls it)."""
+def configure_logging(level: str, shape: str = "text", access_log: bool = True) -> None:
+    """Root logging with the trace id on every line, as text or JSON lines (log_format.py), with or
+    without the access log; idempotent, each server process calls it."""
+    from .log_format import formatter
+
     root = logging.getLogger()
     if not root.handlers:
-        logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
+        handler = logging.StreamHandler()
+        handler.setFormatter(formatter(shape))
+        root.addHandler(handler)
+        root.setLevel(level.upper())
     install_log_filter(root)
+    if not access_log:
+        logging.getLogger("nphies_facade.access").setLevel(logging.WARNING)

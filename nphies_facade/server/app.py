@@ -191,5 +191,7 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
 
 def create_app_from_env() -> FastAPI:
     settings = Settings()
-    configure_logging(settings.log_level)  # in each server process `serve --workers N` starts
+    configure_logging(
+        settings.log_level, settings.log_format, settings.access_log
+    )  # in each server process `serve --workers N` starts
     return create_app(settings)

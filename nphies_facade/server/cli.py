@@ -12,6 +12,7 @@ from ..nphies.simulator import cli as simulator_cli
 from ..resources.tracing import configure_logging
 from ..workflows import metrics_dir
 from ..workflows.journeys import cli as journey_cli
+from . import remote_cli
 from .auth import cli as security_cli
 from .auth import people_cli
 from .settings import Settings
@@ -25,7 +26,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     metrics_dir.prepare(settings.data_dir, fresh=True)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format, settings.access_log)
     uvicorn.run(
         "nphies_facade.server.app:create_app_from_env",
         factory=True,
@@ -33,7 +34,8 @@ def _serve(args: argparse.Namespace) -> int:
         port=settings.port,
         workers=settings.workers,
         log_level=settings.log_level,
-        access_log=False,
+        access_log=False,  # the server's own access log (server/access_log.py) writes one line a request
+        log_config=None,  # uvicorn's lines go through the root logging configured above (text or JSON)
     )
     return 0
 
@@ -45,7 +47,7 @@ def _worker(args: argparse.Namespace) -> int:
             os.environ[f"NPHIES_FACADE_{name.upper()}"] = str(value)
     settings = Settings()
     metrics_dir.prepare(settings.data_dir, fresh=False)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format, settings.access_log)
     if not settings.redis_url:
         print("nphies-facade worker needs NPHIES_FACADE_REDIS_URL (or --redis-url)", file=sys.stderr)
         return 2
@@ -103,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     security_cli.add_commands(commands)
     people_cli.add_commands(commands)
     journey_cli.add_commands(commands)
+    remote_cli.add_commands(commands)
     db = commands.add_parser("db", help="store administration").add_subparsers(
         dest="db_command", required=True
     )

@@ -66,7 +66,8 @@ class RequestTimer:
         self.started = time.perf_counter()
         self.status = 500
 
-    def done(self) -> None:
+    def done(self) -> float:
+        """Records the request; returns its duration in seconds."""
         elapsed = time.perf_counter() - self.started
         key = (self.kind, self.status)
         counter = _counters.get(key)
@@ -77,6 +78,7 @@ class RequestTimer:
             histogram = _histograms[self.kind] = HTTP_SECONDS.labels(self.kind)
         counter.inc()
         histogram.observe(elapsed)
+        return elapsed
 
 
 # The labelled children, kept: looking one up through `labels()` costs more than recording into it.

@@ -121,9 +121,17 @@ def nphies_operations(
     return NphiesOperations(service, gateway, config, clock, settings.redis_url, runs_steps=runs_steps)
 
 
-def log_target(settings: Settings) -> None:
-    """Says at start-up, unmistakably, whether messages go to NPHIES or to the sandbox simulator."""
-    if sandbox(settings):
+def log_target(settings: Settings, worker: bool = False) -> None:
+    """Says at start-up, unmistakably, whether messages go to NPHIES or to the sandbox simulator. A
+    worker's sandbox simulator is its own, in its process: not the one the API server mounts."""
+    if sandbox(settings) and worker:
+        log.warning(
+            "NPHIES SANDBOX: this worker sends messages to its own embedded simulator (in this process, "
+            "not the API server's at %s), not to NPHIES. Run `nphies-facade simulator` and point "
+            "NPHIES_FACADE_NPHIES_URL of the API servers and workers at it to share one.",
+            gateway_url(settings),
+        )
+    elif sandbox(settings):
         log.warning(
             "NPHIES SANDBOX: messages go to the embedded simulator at %s (in process), not to NPHIES. "
             "Set NPHIES_FACADE_NPHIES_URL to exchange with NPHIES.",

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..resources.context import RequestContext, new_trace_id
 from ..resources.errors import FhirError
 from ..resources.tracing import TRACEPARENT, bound, is_trace_id, parse_traceparent, traceparent
+from . import access_log
 from .http_metrics import RequestTimer
 from .negotiation import check_accept
 from .responses import FhirResponse
@@ -66,11 +67,19 @@ class RequestContextMiddleware:
             check_accept(request)
         except FhirError as exc:
             await FhirResponse(exc.outcome(), exc.status)(scope, receive, send_with_trace)
-            timer.done()
+            self._done(scope, timer, request, trace_id)
             return
         security = scope["app"].state.security
         try:
             with bound(trace_id):
                 await security.handle(request, self.app, receive, send_with_trace, trace_id)
         finally:
-            timer.done()
+            self._done(scope, timer, request, trace_id)
+
+    @staticmethod
+    def _done(scope: Scope, timer: RequestTimer, request: Request, trace_id: str) -> None:
+        seconds = timer.done()
+        client_id = request.state.context.client_id
+        access_log.record(
+            scope["method"], scope["path"], scope["query_string"], timer.status, seconds, client_id, trace_id
+        )

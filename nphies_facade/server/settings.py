@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     default_page_size: int = Field(50, ge=1)
     max_page_size: int = Field(1000, ge=1)
     log_level: str = "info"
+    # Log lines as text or JSON objects (one a line); an access log line per request unless turned off.
+    log_format: Literal["text", "json"] = "text"
+    access_log: bool = True
     # Also validate the resources the server builds itself (Tasks, exchange records, events); the
     # test suite turns it on, so a server-built resource that breaks R4 fails the tests.
     validate_own_resources: bool = False

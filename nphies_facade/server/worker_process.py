@@ -36,6 +36,7 @@ async def run(settings: Settings) -> None:
     )
     security.start(service)
     await service.open()
+    nphies_wiring.log_target(settings, worker=True)
     operations = nphies_wiring.nphies_operations(
         settings, service, system_clock, nphies_wiring.simulator_app(settings), runs_steps=True
     )

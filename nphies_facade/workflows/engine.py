@@ -59,6 +59,7 @@ from .timers import Sweeper
 log = logging.getLogger("nphies_facade.workflows")
 
 STEP_PREFIX = "step:"
+RETRY_REASON_SYSTEM = "urn:nphies-facade:workflow-retry-reason"
 
 
 def step_job_id(task_id: str, step: str, version: int) -> str:
@@ -90,7 +91,7 @@ class Change:
     creates: list[tuple[str, dict]]
     events: list[tuple[str, str, dict]]
     via: tuple[str, ...] = ()  # statuses the Task passes through first, as the state machine requires
-    counted: list[Callable[[], None]] = field(default_factory=list)  # metrics, once the write commits
+    counted: list[Callable[[], None]] = field(default_factory=list)  # metrics and logs, once it commits
 
 
 class Engine:
@@ -298,6 +299,7 @@ class Engine:
         subject = (task.get("focus") or {}).get("reference") or f"Task/{task_id}"
         change = Change(new, [], [_event(name, data, state, subject) for name, data in emitted])
         if isinstance(outcome, Next | Wait):
+            new.pop("statusReason", None)  # a retry's reason, now past
             record_output(new, dict(outcome.output))
             due = outcome.until if isinstance(outcome, Wait) else now
             kind = "wait" if isinstance(outcome, Wait) else "next"
@@ -358,19 +360,43 @@ class Engine:
     def _retry_or_fail(
         self, task: dict, state: State, workflow: Workflow, step: Step, attempt: int, exc: Exception
     ) -> Change:
-        kind = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
+        code, why = retry_reason(exc, step.timeout)
+        task_id = task.get("id", "")
         if attempt >= step.retry.attempts:
-            log.warning(
-                "%s step %s failed for good after %d attempts: %s", workflow.name, step.name, attempt, kind
+            change = self._failed(
+                task, state, workflow, "retries-exhausted", f"{attempt} attempts; last: {why}"
             )
-            return self._failed(
-                task, state, workflow, "retries-exhausted", f"{attempt} attempts; last: {kind}"
+            change.counted.append(
+                lambda: log.warning(
+                    "%s Task/%s step %s failed for good after %d attempts (%s: %s)",
+                    workflow.name,
+                    task_id,
+                    step.name,
+                    attempt,
+                    code,
+                    why,
+                )  # fmt: skip
             )
+            return change
         now = self.now()
-        new = schedule(copy_json(task), now, now + timedelta(seconds=step.retry.delay(attempt)), attempt)
-        new["businessStatus"]["text"] = f"{step.name}: attempt {attempt} failed ({kind}); trying again"
-        log.info("%s step %s attempt %d failed (%s); retrying", workflow.name, step.name, attempt, kind)
-        return Change(new, [], [], counted=[metrics.STEP_RETRIES.labels(workflow.name, step.name).inc])
+        due = now + timedelta(seconds=step.retry.delay(attempt))
+        new = schedule(copy_json(task), now, due, attempt)
+        new["businessStatus"]["text"] = f"{step.name}: attempt {attempt} failed ({why}); trying again"
+        new["statusReason"] = {
+            "coding": [{"system": RETRY_REASON_SYSTEM, "code": code}],
+            "text": f"step {step.name} attempt {attempt} of {step.retry.attempts} failed: {why}; "
+            f"trying again at {fhir_instant(due)}",
+        }
+
+        def counted() -> None:
+            metrics.STEP_RETRIES.labels(workflow.name, step.name).inc()
+            log.info(
+                "%s Task/%s step %s attempt %d failed (%s: %s); retrying",
+                workflow.name, task_id, step.name, attempt, code, why,
+                extra={"fields": _fields(workflow.name, task_id, step.name, code) | {"attempt": attempt}},
+            )  # fmt: skip
+
+        return Change(new, [], [], counted=[counted])
 
     def _failed(self, task: dict, state: State, workflow: Workflow, reason: str, detail: str = "") -> Change:
         now = self.now()
@@ -378,8 +404,16 @@ class Engine:
         if detail:
             new.setdefault("note", []).append({"time": fhir_instant(now), "text": f"{state.step}: {detail}"})
         task_id = task.get("id", "")
-        ended = metrics.WORKFLOW_ENDED.labels(workflow.name, "failed").inc
-        return Change(new, [], [_ended_event("failed", task_id, state, reason)], counted=[ended])
+
+        def counted() -> None:
+            metrics.WORKFLOW_ENDED.labels(workflow.name, "failed").inc()
+            log.warning(
+                "workflow failed: %s Task/%s step %s: %s",
+                workflow.name, task_id, state.step, reason,
+                extra={"fields": _fields(workflow.name, task_id, state.step, reason)},
+            )  # fmt: skip
+
+        return Change(new, [], [_ended_event("failed", task_id, state, reason)], counted=[counted])
 
     # ----- writing -----
 
@@ -506,6 +540,26 @@ class Engine:
         if version is not None:
             log.info("%s step %s of Task/%s passed its SLA; escalated", state.workflow, state.step, stored.id)
         return version
+
+
+def retry_reason(exc: Exception, timeout: float | None) -> tuple[str, str]:
+    """(code, text) of why a step attempt failed, for the Task's statusReason and the log: what the
+    server says about the failure (an OperationOutcome's first issue, which names NPHIES's status), never
+    the data the step worked on; an unexpected exception by its type only."""
+    if isinstance(exc, TimeoutError):
+        return "timeout", f"the step did not finish within {timeout:g} s" if timeout else "timed out"
+    if isinstance(exc, FhirError):
+        issues = exc.outcome().get("issue") or [{}]
+        code = issues[0].get("code") or "exception"
+        said = issues[0].get("diagnostics") or ""
+        if exc.status >= 500 and said:
+            return code, f"HTTP {exc.status}: {said[:300]}"
+        return code, f"HTTP {exc.status} ({code})"
+    return "exception", type(exc).__name__
+
+
+def _fields(workflow: str, task_id: str, step: str, reason: str) -> dict:
+    return {"workflow": workflow, "instance": f"Task/{task_id}", "step": step, "reason": reason}
 
 
 def _step(workflow: Workflow, name: str) -> Step:

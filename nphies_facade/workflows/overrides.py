@@ -1,7 +1,9 @@
 """Manual override of a failed instance: `$retry` runs the failed step again, `$skip` moves past it.
 
 Both write the instance Task with If-Match on the version read, record who did it and why in Task.note,
-and hand the instance back to the engine.
+and hand the instance back to the engine. The instance counts as started again
+(`nphies_workflow_started`), as its failure counted as an end, so started minus ended stays the number
+of instances at work; a `$skip` past the last step ends it at once, counted as a completed end.
 """
 
 from ..nphies.fhirjson import copy_json
@@ -10,6 +12,7 @@ from ..resources.context import RequestContext
 from ..resources.errors import bad_request, conflict
 from ..resources.service import resource_json
 from ..resources.store import StoredVersion
+from . import metrics
 from .dsl import Workflow
 from .engine import Change, Engine
 from .human import read_reason
@@ -39,12 +42,13 @@ async def _write(engine: Engine, ctx: RequestContext, stored: StoredVersion, cha
 
 async def retry(engine: Engine, ctx: RequestContext, task_id: str, body: object | None) -> StoredVersion:
     reason = read_reason(body, "$retry")
-    stored, task, state, _ = await _failed_instance(engine, ctx, task_id, "$retry")
+    stored, task, state, workflow = await _failed_instance(engine, ctx, task_id, "$retry")
     now = engine.now()
     new = schedule(reopen(copy_json(task), now), now, now, 0)
     new["businessStatus"]["text"] = state.step
     add_note(new, f"$retry of step {state.step}" + (f": {reason}" if reason else ""), ctx.actor, now)
-    return await _write(engine, ctx, stored, Change(new, [], []))
+    started = metrics.WORKFLOW_STARTED.labels(workflow.name).inc
+    return await _write(engine, ctx, stored, Change(new, [], [], counted=[started]))
 
 
 async def skip(engine: Engine, ctx: RequestContext, task_id: str, body: object | None) -> StoredVersion:
@@ -67,12 +71,14 @@ async def skip(engine: Engine, ctx: RequestContext, task_id: str, body: object |
         now,
     )
     events, via = [], ()
+    counted = [metrics.WORKFLOW_STARTED.labels(workflow.name).inc]
     if target:
         step = workflow.step(target)
         enter(new, target, now, now, now + step.sla if step.sla is not None else None)
     else:
         finish(new, "completed", now)
         via = ("in-progress",)
+        counted.append(metrics.WORKFLOW_ENDED.labels(workflow.name, "completed").inc)
         events.append(
             (
                 "workflow.completed",
@@ -80,7 +86,7 @@ async def skip(engine: Engine, ctx: RequestContext, task_id: str, body: object |
                 {"workflow": workflow.name, "step": state.step, "outcome": "completed", "reason": "skipped"},
             )
         )
-    return await _write(engine, ctx, stored, Change(new, [], events, via))
+    return await _write(engine, ctx, stored, Change(new, [], events, via, counted))
 
 
 def _has_step(workflow: Workflow, name: str) -> bool:

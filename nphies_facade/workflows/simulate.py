@@ -11,6 +11,7 @@ clock jumps past the SLA, the sweep escalates the rest, and the late reviewers a
 import asyncio
 import random
 import statistics
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -20,6 +21,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from . import metrics
+from .dsl import WORKFLOW_SYSTEM
 from .instances import ESCALATED, STEP_STATUS_SYSTEM, fetch_instances, timeline
 from .journeys import synthetic
 from .journeys.harness import Harness, running, step_of
@@ -27,7 +29,11 @@ from .journeys.settings import from_environment
 
 FAULT_KINDS = {"5xx", "timeout", "latency", "malformed"}
 MIX_KINDS = {"not-eligible", "no-consent", "partial", "queued"}
+# The cases each journey has: partial and queued are answers to claims.
+JOURNEY_KINDS = {"eligibility": {"not-eligible", "no-consent"}, "claims": MIX_KINDS}
+DEFAULT_MIX = {"not-eligible": 0.1, "no-consent": 0.02, "partial": 0.1, "queued": 0.1}
 SETTLED = frozenset({"completed", "failed", "cancelled", "on-hold"})
+PROGRESS_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -115,7 +121,12 @@ def _resources(plan: Plan, journey: Journey) -> list[dict]:
     return resources
 
 
-async def _post_all(plan: Plan, harness: Harness, journeys: list[Journey]) -> None:
+def default_mix(journey: str) -> dict[str, float]:
+    """The default cases of the journey (the claims-only ones left out for eligibility)."""
+    return {k: v for k, v in DEFAULT_MIX.items() if k in JOURNEY_KINDS[journey]}
+
+
+async def _post_all(plan: Plan, harness: Harness, journeys: list[Journey], posted: list[int]) -> None:
     gate = asyncio.Semaphore(plan.concurrency)
 
     async def post(journey: Journey) -> None:
@@ -123,8 +134,31 @@ async def _post_all(plan: Plan, harness: Harness, journeys: list[Journey]) -> No
             resources = _resources(plan, journey)
             journey.posted = time.perf_counter()
             await harness.post(resources)
+            posted[0] += 1
 
     await asyncio.gather(*(post(j) for j in journeys))
+
+
+async def _count(harness: Harness, workflow: str, statuses: str) -> int:
+    params = {"code": f"{WORKFLOW_SYSTEM}|{workflow}", "status": statuses, "_summary": "count"}
+    found = await harness.client.get("/Task", params=params)
+    return int(found.json().get("total", 0)) if found.status_code == 200 else 0
+
+
+async def report_progress(
+    harness: Harness, plan: Plan, posted: list[int], started: float, tell: Callable[[str], None]
+) -> None:
+    """Every PROGRESS_SECONDS until cancelled: journeys posted and settled of the total, the rate so
+    far, and how many failed."""
+    while True:
+        await asyncio.sleep(PROGRESS_SECONDS)
+        settled = await _count(harness, plan.journey, ",".join(sorted(SETTLED)))
+        failed = await _count(harness, plan.journey, "failed")
+        seconds = time.perf_counter() - started
+        tell(
+            f"  ... {settled}/{plan.n} settled ({posted[0]} posted), {settled / seconds:.1f} journeys/s, "
+            f"{failed} failed, {seconds:.0f} s"
+        )
 
 
 async def _settle(harness: Harness, workflow: str, n: int, seconds: float) -> list[dict]:
@@ -235,7 +269,14 @@ def _answered_after(
     return None
 
 
-async def simulate(plan: Plan, data_dir: Path, say: Callable[[str], None] = print) -> Report:
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+async def simulate(
+    plan: Plan, data_dir: Path, say: Callable[[str], None] = print, tell: Callable[[str], None] = _to_stderr
+) -> Report:
+    """Runs the plan; `say` gets the report, `tell` the progress lines while it runs."""
     rng = random.Random(plan.seed)
     overrides = {"nphies_timeout": 1.0, "nphies_retries": 1, "workflow_concurrency": 16}
     async with running(data_dir, http=False, **overrides) as harness:
@@ -248,8 +289,14 @@ async def simulate(plan: Plan, data_dir: Path, say: Callable[[str], None] = prin
             r: metrics.CLAIM_SUBMISSIONS.labels(result=r)._value.get() for r in ("success", "failure")
         }
         started_wall, started_iso = time.perf_counter(), harness.clock()
-        await _post_all(plan, harness, journeys)
-        instances = await _settle(harness, plan.journey, plan.n, seconds=120 + plan.n)
+        tell(f"simulate: {plan.n} {plan.journey} journeys, {plan.concurrency} at once ...")
+        posted = [0]
+        progress = asyncio.create_task(report_progress(harness, plan, posted, started_wall, tell))
+        try:
+            await _post_all(plan, harness, journeys, posted)
+            instances = await _settle(harness, plan.journey, plan.n, seconds=120 + plan.n)
+        finally:
+            progress.cancel()
         seconds = time.perf_counter() - started_wall
         by_subject = {t["focus"]["reference"]: t for t in instances}
         step = "eligibility" if plan.journey == "eligibility" else "submitted"

@@ -2,6 +2,8 @@
 NPHIES_FACADE_BASE_URL), says which issuer it used, and a token for another server gets a 401 that names
 the issuer it has and the one expected; the server logs the refusal without the token."""
 
+import time
+
 import httpx
 import pytest
 
@@ -33,7 +35,16 @@ def test_a_token_minted_with_the_servers_port_is_accepted_and_the_issuer_is_name
     minted = mint(server, "--port", str(server.port))
     assert minted.code == 0
     assert f"issuer http://127.0.0.1:{server.port}/auth" in minted.err
-    assert read_patients(server, minted.out.strip()).status_code == 200
+    answer = read_patients(server, minted.out.strip())
+    assert answer.status_code == 200
+    trace = answer.headers["x-request-id"]
+    deadline = time.monotonic() + 10
+    while f"trace={trace} GET /Patient 200" not in server.log():
+        assert time.monotonic() < deadline, "the access log has no line for the request"
+        time.sleep(0.05)
+    assert f"trace={trace} GET /Patient 200" in server.log()
+    [line] = [line for line in server.log().splitlines() if f"trace={trace}" in line]
+    assert line.endswith("client=local")
 
 
 def test_a_token_minted_for_the_base_url_is_accepted(server):

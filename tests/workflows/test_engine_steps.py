@@ -96,7 +96,7 @@ async def test_a_step_that_overruns_its_timeout_is_retried_then_fails_the_instan
     assert task["status"] == "failed"
     assert task["statusReason"]["text"] == "retries-exhausted"
     assert step_of(task) == "stuck"
-    assert "2 attempts; last: timed out" in task["note"][-1]["text"]
+    assert "2 attempts; last: the step did not finish within 0.2 s" in task["note"][-1]["text"]
     assert await effects(toys.client, subject) == []
 
 

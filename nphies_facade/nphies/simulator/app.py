@@ -106,9 +106,16 @@ def create_simulator_app(settings: SimulatorSettings | None = None) -> Starlette
 def run_simulator(
     host: str = "127.0.0.1", port: int = 9090, settings: SimulatorSettings | None = None
 ) -> None:
-    """Serves the simulator with uvicorn until interrupted."""
+    """Serves the simulator with uvicorn until interrupted; says first where it listens."""
     import uvicorn
 
+    base = f"http://{host}:{port}"
+    print(
+        f"nphies-facade simulator: NPHIES simulator listening on {base} "
+        f"(POST {base}/$process-message; faults at {base}/__simulator/faults; point "
+        f"NPHIES_FACADE_NPHIES_URL at {base})",
+        flush=True,
+    )
     uvicorn.run(create_simulator_app(settings), host=host, port=port, log_level="warning", access_log=False)
 
 

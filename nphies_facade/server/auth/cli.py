@@ -171,26 +171,45 @@ def _clients_remove(args: argparse.Namespace) -> int:
     return _with_store(settings, remove)
 
 
+class TokenRefused(Exception):
+    """No token can be minted for the client and scopes asked for."""
+
+
+async def mint_token(
+    store: SqliteStore,
+    settings: Settings,
+    client_id: str,
+    scope: str,
+    context: dict[str, str | None] | None = None,
+    lifetime: int | None = None,
+) -> str:
+    """A token signed with the server's key for the server `settings` names (its issuer on stderr)."""
+    record = await store.security().get_client(client_id)
+    if record is None:
+        raise TokenRefused(f"client {client_id} is not registered (nphies-facade clients add ...)")
+    client = ClientRecord.from_json(record)
+    if not client.active:
+        raise TokenRefused(f"client {client_id} is disabled (nphies-facade clients enable {client_id})")
+    granted = narrow(split_scope_string(scope), client.scopes)
+    if not granted:
+        raise TokenRefused("none of the requested scopes is registered for the client")
+    key = ServerKey.load_or_create(settings.secrets_dir)
+    base = settings.public_base_url
+    audience = settings.auth_audience or base
+    issuer = TokenIssuer(key, f"{base}/auth", audience, settings.auth_token_lifetime)
+    say(f"issuer {base}/auth, audience {audience} (--base-url or --host/--port must match the server)")
+    return issuer.mint(client, granted, context or {}, lifetime).access_token
+
+
 def _token(args: argparse.Namespace) -> int:
     settings = _settings(args)
 
     async def mint(store: SqliteStore) -> int:
-        record = await store.security().get_client(args.client)
-        if record is None:
-            return _fail(f"client {args.client} is not registered (nphies-facade clients add ...)")
-        client = ClientRecord.from_json(record)
-        if not client.active:
-            return _fail(f"client {args.client} is disabled (nphies-facade clients enable {args.client})")
-        granted = narrow(split_scope_string(args.scope), client.scopes)
-        if not granted:
-            return _fail("none of the requested scopes is registered for the client")
-        key = ServerKey.load_or_create(settings.secrets_dir)
-        base = settings.public_base_url
-        audience = settings.auth_audience or base
-        issuer = TokenIssuer(key, f"{base}/auth", audience, settings.auth_token_lifetime)
-        say(f"issuer {base}/auth, audience {audience} (--base-url or --host/--port must match the server)")
-        overrides = {"patient": args.patient, "fhirUser": args.fhir_user}
-        print(issuer.mint(client, granted, overrides, args.lifetime).access_token)
+        context = {"patient": args.patient, "fhirUser": args.fhir_user}
+        try:
+            print(await mint_token(store, settings, args.client, args.scope, context, args.lifetime))
+        except TokenRefused as exc:
+            return _fail(str(exc))
         return 0
 
     return _with_store(settings, mint)

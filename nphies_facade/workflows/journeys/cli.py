@@ -28,8 +28,8 @@ def add_commands(commands) -> None:
     )
     simulate.add_argument(
         "--mix",
-        default="not-eligible=0.1,no-consent=0.02,partial=0.1,queued=0.1",
-        help="cases by share: not-eligible, no-consent, partial, queued (claims)",
+        help="cases by share: not-eligible, no-consent (both journeys), partial, queued (claims); default "
+        "not-eligible=0.1,no-consent=0.02 and, for claims, partial=0.1,queued=0.1",
     )
     simulate.add_argument(
         "--on-time", type=float, default=0.8, help="share of manual reviews answered within their SLA"
@@ -56,7 +56,11 @@ def _simulate(args: argparse.Namespace) -> int:
             n=args.n,
             concurrency=args.concurrency,
             faults=simulate.shares(args.faults, simulate.FAULT_KINDS, "fault"),
-            mix=simulate.shares(args.mix, simulate.MIX_KINDS, "case"),
+            mix=(
+                simulate.shares(args.mix, simulate.JOURNEY_KINDS[args.journey], f"{args.journey} case")
+                if args.mix is not None
+                else simulate.default_mix(args.journey)
+            ),
             on_time=args.on_time,
             seed=args.seed,
         )

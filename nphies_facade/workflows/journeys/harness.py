@@ -16,8 +16,8 @@ import uvicorn
 
 from ...server.app import create_app
 from ...server.settings import Settings
-from ...subscriptions.topics import EVENT_SYSTEM
-from ..dsl import STEP_SYSTEM, WORKFLOW_SYSTEM
+from ..dsl import WORKFLOW_SYSTEM
+from ..timeline_report import event_name, events_about, output, step_of  # noqa: F401 (re-exported)
 from . import install, synthetic
 
 FHIR_JSON = "application/fhir+json"
@@ -102,9 +102,7 @@ class Harness:
             pause = min(pause * 1.5, 0.25)
 
     async def events(self, subject: str) -> list[dict]:
-        found = await self.client.get("/Basic", params={"subject": subject, "_count": "100"})
-        found.raise_for_status()
-        return [e["resource"] for e in found.json().get("entry", []) if _match(e)]
+        return await events_about(self.client, subject)
 
     async def simulator(self, path: str, method: str = "GET", body: Any = None) -> httpx.Response:
         return await self.client.request(method, f"/_simulator/nphies/__simulator/{path}", json=body)
@@ -112,21 +110,6 @@ class Harness:
 
 def _match(entry: dict) -> bool:
     return entry.get("search", {}).get("mode", "match") == "match"
-
-
-def step_of(task: dict) -> str:
-    return next((c["code"] for c in task["businessStatus"]["coding"] if c["system"] == STEP_SYSTEM), "")
-
-
-def output(task: dict, name: str) -> Any:
-    for entry in task.get("output") or []:
-        if (entry.get("type") or {}).get("text") == name:
-            return next((v for k, v in entry.items() if k.startswith("value")), None)
-    return None
-
-
-def event_name(record: dict) -> str:
-    return next((c["code"] for c in record["code"]["coding"] if c["system"] == EVENT_SYSTEM), "")
 
 
 @asynccontextmanager
