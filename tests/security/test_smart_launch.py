@@ -2,11 +2,15 @@
 the CLI, the authorization code flow with PKCE through the login, picker and consent pages, the token
 endpoint's code and refresh grants, introspection, revocation, EHR launch, and the attacks on the flow."""
 
+import json
+import uuid
+
 import jwt
 import pytest
 
 from nphies_facade.resources.audit import verify_chain
 from nphies_facade.server.auth.clients import ClientRecord
+from nphies_facade.server.auth.token_endpoint import ASSERTION_TYPE
 
 from .conftest import BASE, bearer
 from .launch_support import (
@@ -405,6 +409,40 @@ async def test_a_confidential_app_authenticates_with_its_secret(world, anon, sec
         str(secure_settings.data_dir),
     )
     assert again == 2  # an existing id is refused without --replace
+
+
+async def test_a_confidential_app_authenticates_with_a_private_key_jwt(
+    world, anon, secure_settings, client_key, clock, tmp_path
+):
+    jwks = tmp_path / "reports.jwks.json"
+    jwks.write_text(json.dumps({"keys": [client_key.public_jwk()]}))
+    scope = "launch/patient patient/Patient.rs"
+    await add_app(secure_settings.data_dir, "reports", APP_REDIRECT, scope, "--type", "confidential-asymmetric",
+                  "--jwks", str(jwks))  # fmt: skip
+    browser = Browser(anon, BASE)
+
+    def assertion() -> str:
+        now = int(clock().timestamp())
+        claims = {"iss": "reports", "sub": "reports", "aud": f"{BASE}/auth/token", "exp": now + 120}
+        return client_key.sign({**claims, "jti": uuid.uuid4().hex})
+
+    signed = {"client_assertion_type": ASSERTION_TYPE, "client_id": "reports"}
+    code = await browser.code_for("noura", client_id="reports", scope=scope)
+    ok = await browser.exchange(code, **signed, client_assertion=assertion())
+    assert ok.status_code == 200, ok.text
+    code = await browser.code_for("noura", client_id="reports", scope=scope)
+    unsigned = await browser.exchange(code, client_id="reports")
+    assert unsigned.status_code == 401 and unsigned.json()["error"] == "invalid_client"
+
+
+async def test_a_related_persons_context_is_the_patient_their_record_names(world, anon, secure_settings):
+    related = {"resourceType": "RelatedPerson", "id": "rp1", "patient": {"reference": "Patient/p1"}}
+    assert (await world.put("/RelatedPerson/rp1", json=related)).status_code == 201
+    await add_user(secure_settings.data_dir, "mother", "RelatedPerson/rp1", "--role", "related-person")
+    browser = Browser(anon, BASE)
+    body = await tokens_for(browser, "mother")
+    assert body["patient"] == "p1" and body["fhirUser"] == f"{BASE}/RelatedPerson/rp1"
+    assert (await anon.get("/Patient/p1", headers=bearer(body["access_token"]))).status_code == 200
 
 
 async def test_pages_come_in_arabic_right_to_left_and_run_no_script(world, browser, anon):
