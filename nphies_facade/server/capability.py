@@ -5,6 +5,7 @@ from ..resources.search.definitions import SearchRegistry
 from ..resources.types import supported_types
 from ..subscriptions.topics import capability_extensions
 from .bundle_routes import BUNDLE_INTERACTIONS
+from .negotiation import JSON_PATCH, MERGE_PATCH
 from .rest import INTERACTIONS, SYSTEM_INTERACTIONS
 from .search_routes import SYSTEM_SEARCH_INTERACTIONS
 
@@ -103,7 +104,7 @@ def capability_statement(
         "implementation": {"description": description, "url": base},
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json", "json"],
-        "patchFormat": ["application/json-patch+json"],
+        "patchFormat": [JSON_PATCH, MERGE_PATCH],
         "rest": [rest],
     }
     if extension:

@@ -36,7 +36,7 @@ def _unknown_operation(request: Request) -> str | None:
     return name
 
 
-def http_error_issue(request: Request, status: int, detail: str) -> tuple[int, Issue]:
+def _http_issue(request: Request, status: int, detail: str) -> tuple[int, Issue]:
     """Status and issue for an HTTP error; Starlette's bare phrases ("Not Found") become sentences that say
     what was asked (method and path, never the query, which may carry PHI)."""
     method, path = request.method, request.url.path
@@ -71,7 +71,7 @@ def _phrase(status: int) -> str:
 
 
 async def http_error(request: Request, exc: HTTPException) -> FhirResponse:
-    status, issue = http_error_issue(request, exc.status_code, str(exc.detail))
+    status, issue = _http_issue(request, exc.status_code, str(exc.detail))
     headers = dict(getattr(exc, "headers", None) or {}) if status == exc.status_code else {}
     if status == 405:
         headers["Allow"] = _allowed(request)

@@ -137,3 +137,9 @@ async def test_format_parameters_on_a_post_are_no_criteria(client):
     first = await client.post("/Patient?_format=json", json=patient("f1"))
     second = await client.post("/Patient?_format=json", json=patient("f1"))
     assert (first.status_code, second.status_code) == (201, 201)
+
+
+async def test_the_capability_statement_lists_both_patch_formats(client):
+    statement = (await client.get("/metadata")).json()
+    assert statement["patchFormat"] == ["application/json-patch+json", "application/merge-patch+json"]
+    assert statement["rest"][0]["resource"][0]["conditionalCreate"] is True
