@@ -262,6 +262,40 @@ async def measure_token_endpoint(requests: int, rounds: int, rate: float) -> dic
     }
 
 
+async def measure_person_reads(requests: int, rounds: int) -> dict[str, float]:
+    """Microseconds per read of one Patient with a backend-services token and with a person's token (whose
+    grant, user and app are checked on every request); median over rounds, alternating."""
+    data = Path(tempfile.mkdtemp(prefix="nf-bench-person-"))
+    app = create_app(Settings(data_dir=data, base_url=BASE, auth="on", rate_limit=0))
+    samples: dict[str, list[float]] = {"backend token": [], "person's token": []}
+    async with app.router.lifespan_context(app):
+        security = app.state.security
+        system = new_client("bench", "system/*.cruds", jwks={"keys": [security.key.public_jwk]})
+        backend = security.issuer.mint(system, ["system/*.cruds"], lifetime=3600).access_token
+        forms = await _launch_fixtures(app, 1)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+            exchange = await client.post(
+                "/auth/token", data=forms["authorization_code"][0],
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )  # fmt: skip
+            person = exchange.json()["access_token"]
+            patient = {**PATIENT, "id": "p1"}
+            headers = {"Authorization": f"Bearer {backend}", "Content-Type": "application/fhir+json"}
+            assert (await client.put("/Patient/p1", json=patient, headers=headers)).status_code == 201
+            tokens = {"backend token": backend, "person's token": person}
+            for _ in range(rounds + 1):  # the first round warms up
+                for name, token in tokens.items():
+                    start = time.perf_counter()
+                    for _ in range(requests):
+                        response = await client.get(
+                            "/Patient/p1", headers={"Authorization": f"Bearer {token}"}
+                        )
+                        assert response.status_code == 200, response.text
+                    samples[name].append((time.perf_counter() - start) / requests * 1e6)
+    return {name: statistics.median(values[1:]) for name, values in samples.items()}
+
+
 def print_token_endpoint(
     figures: dict[str, dict[str, float]], requests: int, rounds: int, rate: float
 ) -> None:
@@ -272,6 +306,13 @@ def print_token_endpoint(
     baseline = figures["client_credentials"]["p95"]
     for grant, values in figures.items():
         print(f"{grant:<22}{values['median']:>11.2f}{values['p95']:>9.2f}{values['p95'] / baseline:>8.2f}")
+
+
+def print_person_reads(figures: dict[str, float], requests: int, rounds: int) -> None:
+    print(f"\nread of one Patient, in-process ASGI, median of {rounds} rounds of {requests}")
+    baseline = figures["backend token"]
+    for name, value in figures.items():
+        print(f"{name:<22}{value:>10.0f} us{value / baseline:>8.2f}x")
 
 
 async def main() -> None:
@@ -299,6 +340,7 @@ async def main() -> None:
         server.shutdown()
         tokens = await measure_token_endpoint(args.token_requests, args.rounds, args.token_rate)
         print_token_endpoint(tokens, args.token_requests, args.rounds, args.token_rate)
+        print_person_reads(await measure_person_reads(args.requests, args.rounds), args.requests, args.rounds)
         return
     results = {}
     for mode in ("auth off", "built-in ES256", "external RS256"):
@@ -318,6 +360,7 @@ async def main() -> None:
         print(f"{name:<28}{value:>12.0f}")
     tokens = await measure_token_endpoint(args.token_requests, args.rounds, args.token_rate)
     print_token_endpoint(tokens, args.token_requests, args.rounds, args.token_rate)
+    print_person_reads(await measure_person_reads(args.requests, args.rounds), args.requests, args.rounds)
 
 
 if __name__ == "__main__":

@@ -149,6 +149,11 @@ class SecurityStore(ABC):
     @abstractmethod
     async def get_record(self, kind: str, key: str) -> dict | None: ...
 
+    async def record_state(self, kind: str, key: str) -> dict | None:
+        """A record as the token check reads it on every request of a person's token: cheap, and current
+        across processes."""
+        return await self.get_record(kind, key)
+
     @abstractmethod
     async def list_records(self, kind: str) -> list[dict]:
         """Every record of `kind`, ordered by key."""

@@ -167,6 +167,11 @@ class SqliteSecurity(SecurityStore):
         rows = await self._read("SELECT body FROM auth_records WHERE kind = ? AND key = ?", (kind, key))
         return orjson.loads(rows[0][0]) if rows else None
 
+    async def record_state(self, kind: str, key: str) -> dict | None:
+        """On the event loop's thread, like client_state: a primary-key lookup takes microseconds."""
+        rows = self._store._sync_read("SELECT body FROM auth_records WHERE kind = ? AND key = ?", (kind, key))
+        return orjson.loads(rows[0][0]) if rows else None
+
     async def list_records(self, kind: str) -> list[dict]:
         rows = await self._read("SELECT body FROM auth_records WHERE kind = ? ORDER BY key", (kind,))
         return [orjson.loads(row[0]) for row in rows]

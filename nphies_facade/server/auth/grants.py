@@ -117,13 +117,13 @@ class Grants:
     async def live_grant(self, grant_id: str) -> dict | None:
         """The grant while its tokens may work: not revoked, its user and its app neither gone nor
         disabled (asked on every request a person's token makes, so a change stops tokens at once)."""
-        grant = await self.grant(grant_id)
+        grant = await self.security.record_state("grant", grant_id)
         if grant is None or grant["revoked"]:
             return None
-        user = await self.security.get_record(accounts.KIND, grant["username"])
+        user = await self.security.record_state(accounts.KIND, grant["username"])
         if user is None or user["disabled"]:
             return None
-        app = await self.security.get_record(apps.KIND, grant["client_id"])
+        app = await self.security.record_state(apps.KIND, grant["client_id"])
         if app is None or app.get("disabled"):
             return None
         return grant
