@@ -215,11 +215,13 @@ class FhirService:
         await self.guard.admit_type(ctx, Interaction.READ, resource_type)
         source = tx.current if tx is not None else self.store.read
         stored = await source(resource_type, resource_id)
+        missing = f"{resource_type}/{resource_id} is not known"
         if stored is None:
-            raise not_found(f"{resource_type}/{resource_id} is not known")
+            raise not_found(missing)
         if stored.deleted:
+            await self._hide_deletion(ctx, Interaction.READ, stored, missing)
             raise gone(f"{resource_type}/{resource_id} was deleted")
-        await self._seen(ctx, Interaction.READ, stored, tx)
+        await self._seen(ctx, Interaction.READ, stored, tx, missing)
         return stored
 
     async def _seen(
@@ -228,10 +230,44 @@ class FhirService:
         interaction: Interaction,
         stored: StoredVersion,
         tx: StoreTransaction | None,
+        missing: str | None = None,
     ) -> None:
         resource = resource_json(stored)
-        await self.guard.admit(ctx, interaction, stored.resource_type, stored.id, resource, tx)
+        await self._admit_known(ctx, interaction, stored, resource, tx, missing)
         await self.guard.seen(ctx, interaction, stored, resource, tx)
+
+    # A resource ctx may not see is answered exactly like one that does not exist (same status, same
+    # text), so a restricted caller cannot probe which ids exist; the refusal is audited as such.
+
+    async def _admit_known(
+        self,
+        ctx: RequestContext,
+        interaction: Interaction,
+        stored: StoredVersion,
+        resource: dict,
+        tx: StoreTransaction | None,
+        missing: str | None,
+    ) -> None:
+        """guard.admit on an existing resource; with `missing`, a refusal becomes that 404."""
+        try:
+            await self.guard.admit(ctx, interaction, stored.resource_type, stored.id, resource, tx)
+        except FhirError as exc:
+            if exc.status != 403 or missing is None:
+                raise
+            raise not_found(missing) from None
+
+    async def _hide_deletion(
+        self, ctx: RequestContext, interaction: Interaction, stored: StoredVersion, missing: str
+    ) -> None:
+        """404 `missing` when the deleted resource (its last live version) is one ctx may not see."""
+        if not self.access.needs_resource(ctx, interaction, stored.resource_type):
+            return
+        last = await self.store.vread(stored.resource_type, stored.id, stored.version - 1)
+        resource = resource_json(last) if last is not None and not last.deleted else None
+        if resource is None or not await self.access.permits(
+            ctx, interaction, stored.resource_type, resource
+        ):
+            raise not_found(missing)
 
     async def vread(
         self,
@@ -252,11 +288,13 @@ class FhirService:
             stored: StoredVersion | None = current
         else:
             stored = await self.store.vread(resource_type, resource_id, number)
+        missing = f"{resource_type}/{resource_id} has no version {version}"
         if stored is None:
-            raise not_found(f"{resource_type}/{resource_id} has no version {version}")
+            raise not_found(missing)
         if stored.deleted:
+            await self._hide_deletion(ctx, Interaction.VREAD, stored, missing)
             raise gone(f"Version {version} of {resource_type}/{resource_id} is a deletion")
-        await self._seen(ctx, Interaction.VREAD, stored, tx)
+        await self._seen(ctx, Interaction.VREAD, stored, tx, missing)
         return stored
 
     async def history(self, query: HistoryQuery, *, ctx: RequestContext | None = None) -> list[StoredVersion]:
@@ -267,11 +305,25 @@ class FhirService:
         else:
             interaction = Interaction.HISTORY_TYPE if query.resource_type else Interaction.HISTORY_SYSTEM
         await self.guard.admit_type(ctx, interaction, query.resource_type)
-        if query.resource_type and query.id and await self.store.read(query.resource_type, query.id) is None:
-            raise not_found(f"{query.resource_type}/{query.id} is not known")
+        current = None
+        if query.resource_type and query.id:
+            current = await self.store.read(query.resource_type, query.id)
+            if current is None:
+                raise not_found(f"{query.resource_type}/{query.id} is not known")
         versions = await self._visible_history(ctx, interaction, query)
+        if current is not None and not versions:
+            await self._hide_history(ctx, current)
         await self.guard.listed(ctx, interaction, query.resource_type, query.id, len(versions))
         return versions
+
+    async def _hide_history(self, ctx: RequestContext, current: StoredVersion) -> None:
+        """An instance history ctx sees nothing of is a 404 when the resource is one ctx may not see."""
+        missing = f"{current.resource_type}/{current.id} is not known"
+        interaction = Interaction.HISTORY_INSTANCE
+        if current.deleted:
+            await self._hide_deletion(ctx, interaction, current, missing)
+        elif not await self.guard.visible(ctx, interaction, current):
+            raise not_found(missing)
 
     async def _visible_history(
         self, ctx: RequestContext, interaction: Interaction, query: HistoryQuery
@@ -429,7 +481,24 @@ class FhirService:
         resource = self._prepare(resource, resource_id, trusted)
         async with self.transaction(tx, retried=True) as t:
             current = await t.current(resource_type, resource_id)
+            if current is not None and not current.deleted:
+                await self._hide_from_update(t, ctx, resource, current)
             return await self._update_current(t, ctx, resource, current, expected, method)
+
+    async def _hide_from_update(
+        self, tx: StoreTransaction, ctx: RequestContext, resource: dict, current: StoredVersion
+    ) -> None:
+        """An update of a resource ctx may not see: refused as the same PUT of a new id would be (the
+        body checked as a create), else answered 404 as if there were nothing to update."""
+        try:
+            await self.guard.admit(
+                ctx, Interaction.UPDATE, current.resource_type, current.id, resource_json(current), tx
+            )
+        except FhirError as exc:
+            if exc.status != 403:
+                raise
+            await self.guard.admit(ctx, Interaction.CREATE, current.resource_type, current.id, resource, tx)
+            raise not_found(f"{current.resource_type}/{current.id} is not known") from None
 
     async def _update_current(
         self,
@@ -509,11 +578,16 @@ class FhirService:
         apply = apply_merge_patch if merge else apply_json_patch
         async with self.transaction(tx, retried=True) as t:
             current = await t.current(resource_type, resource_id)
+            missing = f"{resource_type}/{resource_id} is not known"
             if current is None:
-                raise not_found(f"{resource_type}/{resource_id} is not known")
+                raise not_found(missing)
             if current.deleted:
+                await self._hide_deletion(ctx, Interaction.PATCH, current, missing)
                 raise gone(f"{resource_type}/{resource_id} was deleted")
-            patched = apply(resource_json(current), operations)
+            original = resource_json(current)
+            # Before the patch is applied: its test operations must not probe what ctx may not see.
+            await self._admit_known(ctx, Interaction.PATCH, current, original, t, missing)
+            patched = apply(original, operations)
             self.check_target(patched, resource_type, resource_id)
             expected = _expected_version(if_match)
             prepared = self._prepare(patched, resource_id)
@@ -555,8 +629,13 @@ class FhirService:
         expected = _expected_version(if_match)
         async with self.transaction(tx, retried=True) as t:
             current = await t.current(resource_type, resource_id)
+            missing = f"{resource_type}/{resource_id} is not known"
             if current is None:
-                raise not_found(f"{resource_type}/{resource_id} is not known")
+                raise not_found(missing)
+            if current.deleted:
+                await self._hide_deletion(ctx, Interaction.DELETE, current, missing)
+            else:
+                await self._admit_known(ctx, Interaction.DELETE, current, resource_json(current), t, missing)
             return await self._delete_current(t, ctx, current, expected)
 
     async def _delete_current(

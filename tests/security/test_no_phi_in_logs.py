@@ -60,7 +60,7 @@ async def test_a_patient_name_never_reaches_the_logs(as_token, secure_app, all_l
         finally:
             secure_app.state.service.write_hooks.remove(explode)
     async with as_token("patient/*.rs", patient="Patient/other") as stranger:
-        assert (await stranger.get("/Patient/phi-1")).status_code == 403
+        assert (await stranger.get("/Patient/phi-1")).status_code == 404
     output = all_logs.getvalue()
     assert output, "nothing was logged at all: the capture is not working"
     assert "unhandled RuntimeError" in output
