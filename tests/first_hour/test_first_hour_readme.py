@@ -33,6 +33,9 @@ EXPECTED_ENDS = {
     "urn:nphies-facade:operation|submit": ("completed", "approved"),
 }
 QUICK_TESTS = "tests/test_metadata_and_health.py"
+# What a user types where the README shows a placeholder (a Task's id) or a command prompts (a password).
+PLACEHOLDER = re.compile(r"\b[A-Z]+_ID\b")
+TYPED = "first-hour-Passw0rd!\nfirst-hour-Passw0rd!\n"
 
 
 def readme_commands(markdown: str) -> list[str]:
@@ -116,13 +119,16 @@ class Shell:
     def run(self, command: str, timeout: float = 120) -> str:
         assigned = ASSIGNMENT.match(command)
         script = self.adapt(assigned.group(2) if assigned else command)
+        # A session of its own (no terminal), so a password prompt reads what the user "types" on stdin.
         done = subprocess.run(
             ["bash", "-c", script],
             cwd=self.clone,
             env=self.env,
+            input=TYPED,
             capture_output=True,
             text=True,
             timeout=timeout,
+            start_new_session=True,
         )
         assert done.returncode == 0, (
             f"README command failed ({done.returncode}): {command}\n{done.stdout}\n{done.stderr}"
@@ -165,16 +171,24 @@ def test_readme_commands_work_in_a_fresh_clone(tmp_path):
     with running_server(["sh", "-c", f"exec {serve}"], f"http://127.0.0.1:{port}", env, cwd=clone):
         shell = Shell(clone, env, port)
         shell.run(make_recipe(clone, f"make test ARGS={QUICK_TESTS}", env, "pytest"), timeout=300)
-        followed = []
+        followed: dict[str, dict] = {}
+        with_placeholders = []
         for command in commands:
             if command in ("make run", "make test"):
                 continue
             code = re.search(r"code=([^' ]+)", command)
-            if command.startswith("curl") and "/Task" in command and code:
+            if PLACEHOLDER.search(command):
+                with_placeholders.append(command)  # run once there is something to put in
+            elif command.startswith("curl") and "/Task" in command and code:
                 task = follow(shell, command)
-                followed.append(code.group(1))
+                followed[code.group(1)] = task
                 status, step = EXPECTED_ENDS[code.group(1)]
                 assert ended_as(task)[0] == status and step in ended_as(task)[1], (command, task)
             else:
                 shell.run(command)
-    assert sorted(followed) == sorted(EXPECTED_ENDS), followed
+        assert sorted(followed) == sorted(EXPECTED_ENDS), followed
+        values = {"TASK_ID": next(iter(followed.values()))["id"]}
+        for command in with_placeholders:
+            unknown = set(PLACEHOLDER.findall(command)) - set(values)
+            assert not unknown, f"the test does not know what to put for {unknown} in: {command}"
+            shell.run(PLACEHOLDER.sub(lambda m: values[m.group(0)], command))
