@@ -8,8 +8,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from nphies_facade.resources.mongo import store as mongo_store
 from nphies_facade.server.app import create_app
 from nphies_facade.server.settings import Settings
+
+from .mongo.fake_client import FakeMongoClient
+from .r4_package import fetch_r4_examples
 
 # Authentication is on by default; suites other than tests/security/ exercise FHIR behaviour without
 # tokens, so apps and server processes they start run with it off unless a test says otherwise.
@@ -35,6 +39,12 @@ def requires_shared() -> pytest.MarkDecorator:
     return pytest.mark.skipif(not FHIR_EXAMPLES.is_dir(), reason="../shared/fhir-examples is not present")
 
 
+@pytest.fixture(scope="session")
+def r4_package() -> Path:
+    """The folder of the full official R4 examples package (tests/r4_package.py)."""
+    return fetch_r4_examples()
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data", base_url="http://fhir.test", auth="off")
@@ -56,3 +66,23 @@ async def client(app) -> AsyncIterator[httpx.AsyncClient]:
         headers={"Content-Type": FHIR_JSON, "Accept": FHIR_JSON},
     ) as c:
         yield c
+
+
+@pytest.fixture(params=["sqlite", "mongodb-inprocess"])
+async def client_on_each_store(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the app on the SQLite store, then on the MongoDB store over the in-process stand-in."""
+    extra = {}
+    if request.param == "mongodb-inprocess":
+        server = FakeMongoClient()
+        monkeypatch.setattr(mongo_store, "connect", lambda url: server)
+        extra["mongodb_url"] = "mongodb://db.test/?replicaSet=rs0"
+    application = create_app(
+        Settings(data_dir=tmp_path / "data", base_url="http://fhir.test", auth="off", **extra)
+    )
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
+        headers = {"Content-Type": FHIR_JSON, "Accept": FHIR_JSON}
+        async with httpx.AsyncClient(transport=transport, base_url="http://fhir.test", headers=headers) as c:
+            yield c

@@ -1,20 +1,10 @@
 """Version ids that no version can have (out of range, not plain ASCII digits) answer 404, 400 or 412 with
 an OperationOutcome on every backend and through bundle entries, never a 500."""
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import httpx
 import pytest
 
-from nphies_facade.resources.mongo import store as mongo_store
 from nphies_facade.resources.store import MAX_VERSION, version_number
-from nphies_facade.server.app import create_app
-from nphies_facade.server.settings import Settings
 
-from .mongo.fake_client import FakeMongoClient
-
-FHIR_JSON = "application/fhir+json"
 NOT_VERSIONS = [
     "99999999999999999999",  # above 2^63-1
     str(MAX_VERSION + 1),
@@ -28,22 +18,9 @@ NOT_VERSIONS = [
 ]
 
 
-@pytest.fixture(params=["sqlite", "mongodb-inprocess"])
-async def client(
-    request, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[httpx.AsyncClient]:
-    extra = {}
-    if request.param == "mongodb-inprocess":
-        server = FakeMongoClient()
-        monkeypatch.setattr(mongo_store, "connect", lambda url: server)
-        extra["mongodb_url"] = "mongodb://db.test/?replicaSet=rs0"
-    settings = Settings(data_dir=tmp_path / "data", base_url="http://fhir.test", auth="off", **extra)
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        headers = {"Content-Type": FHIR_JSON, "Accept": FHIR_JSON}
-        async with httpx.AsyncClient(transport=transport, base_url="http://fhir.test", headers=headers) as c:
-            yield c
+@pytest.fixture
+def client(client_on_each_store):
+    return client_on_each_store
 
 
 async def _patient(client) -> str:

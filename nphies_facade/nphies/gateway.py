@@ -22,8 +22,8 @@ from enum import StrEnum
 from typing import Any
 
 import httpx
-import orjson
 
+from .. import exact_json
 from ..resources.tracing import TRACEPARENT, current_trace_id, is_trace_id, traceparent
 from .events import IDEMPOTENT_EVENTS
 from .messages import Message
@@ -167,7 +167,7 @@ class NphiesGateway:
         event, correlation = event_of(bundle), header_id(bundle)
         if not event or not correlation:
             raise ValueError("not a message Bundle: the first entry must be a MessageHeader with an event")
-        content = orjson.dumps(bundle)
+        content = exact_json.dumps(bundle)
         started, clock = datetime.now(UTC), time.perf_counter()
         attempts: list[Attempt] = []
         failure: _Failure | None = None
@@ -248,8 +248,8 @@ class NphiesGateway:
 def _read(response: httpx.Response) -> tuple[int, dict] | _Failure:
     """(status, body) of a readable answer; a _Failure for 5xx and for bodies that are not JSON objects."""
     try:
-        body = orjson.loads(response.content)
-    except orjson.JSONDecodeError:
+        body = exact_json.loads(response.content)
+    except exact_json.JSONDecodeError:
         body = None
     if response.status_code >= 500:
         return _Failure(

@@ -21,8 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-import orjson
-
+from .. import exact_json
 from ..nphies import canonical
 from ..nphies.gateway import Exchange
 from ..nphies.messages import Message
@@ -136,8 +135,8 @@ class ExchangeRecorder:
         """The record of a message about to go out; returns its id."""
         summary = _summary(message.event, message.header_id, message.bundle_id, subject, message.full_urls)
         contents = [
-            _attachment(REQUEST, FHIR_JSON, orjson.dumps(message.bundle)),
-            _attachment(SUMMARY, "application/json", orjson.dumps(summary)),
+            _attachment(REQUEST, FHIR_JSON, exact_json.dumps(message.bundle)),
+            _attachment(SUMMARY, "application/json", exact_json.dumps(summary)),
         ]
         record = _record(
             message.event,
@@ -163,13 +162,13 @@ class ExchangeRecorder:
         patient: dict | None = None,
     ) -> str:
         """The record of an exchange that ended (a new one, or `record_id` completed); returns its id."""
-        contents = [_attachment(REQUEST, FHIR_JSON, orjson.dumps(exchange.request))]
+        contents = [_attachment(REQUEST, FHIR_JSON, exact_json.dumps(exchange.request))]
         if exchange.response is not None:
-            contents.append(_attachment(RESPONSE, FHIR_JSON, orjson.dumps(exchange.response)))
+            contents.append(_attachment(RESPONSE, FHIR_JSON, exact_json.dumps(exchange.response)))
         elif exchange.response_text:
             contents.append(_attachment(RESPONSE, "text/plain", exchange.response_text.encode()))
         summary = _finished_summary(exchange, subject, full_urls)
-        contents.append(_attachment(SUMMARY, "application/json", orjson.dumps(summary)))
+        contents.append(_attachment(SUMMARY, "application/json", exact_json.dumps(summary)))
         record = _record(
             exchange.event,
             exchange.outcome.value,
@@ -213,20 +212,20 @@ def attachment(record: dict, title: str) -> bytes | None:
 def request_of(record: dict) -> dict | None:
     """The request message Bundle an exchange record holds."""
     data = attachment(record, REQUEST)
-    return orjson.loads(data) if data is not None else None
+    return exact_json.loads(data) if data is not None else None
 
 
 def response_of(record: dict) -> dict | None:
     data = attachment(record, RESPONSE)
     try:
-        return orjson.loads(data) if data is not None else None
-    except orjson.JSONDecodeError:
+        return exact_json.loads(data) if data is not None else None
+    except exact_json.JSONDecodeError:
         return None
 
 
 def summary_of(record: dict) -> dict:
     data = attachment(record, SUMMARY)
-    return orjson.loads(data) if data is not None else {}
+    return exact_json.loads(data) if data is not None else {}
 
 
 def sent_references(record: dict) -> dict[str, str]:

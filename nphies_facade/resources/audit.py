@@ -24,6 +24,7 @@ from typing import Protocol
 
 import orjson
 
+from .. import exact_json
 from .clock import Clock, fhir_instant, system_clock
 from .compartment import PatientCompartment
 from .context import RequestContext
@@ -102,13 +103,13 @@ def outcome_for(status: int) -> str:
 
 
 def canonical(payload: object) -> bytes:
-    return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+    return exact_json.dumps(payload, option=orjson.OPT_SORT_KEYS)
 
 
 def payload_digest(payload: dict | bytes | None) -> str | None:
     if payload is None:
         return None
-    document = orjson.loads(payload) if isinstance(payload, bytes) else payload
+    document = exact_json.loads(payload) if isinstance(payload, bytes) else payload
     return hashlib.sha256(canonical(document)).hexdigest()
 
 

@@ -3,8 +3,7 @@
 import base64
 import binascii
 
-import orjson
-
+from .. import exact_json
 from .errors import bad_request, error
 
 JSON_PATCH = "application/json-patch+json"
@@ -25,7 +24,7 @@ def json_patch_of(resource: dict) -> list:
             f"A PATCH entry's resource must be a Binary with contentType {JSON_PATCH}", "resource"
         )
     try:
-        operations = orjson.loads(base64.b64decode(resource.get("data") or "", validate=True))
+        operations = exact_json.loads(base64.b64decode(resource.get("data") or "", validate=True))
     except (binascii.Error, ValueError, TypeError):
         raise bad_request(
             "The Binary's data must be a base64-encoded JSON Patch document",

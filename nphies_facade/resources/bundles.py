@@ -17,8 +17,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qsl
 
-import orjson
-
+from .. import exact_json
 from .bundle_entries import Entry, Target, entry_list, parse_entry, parse_target
 from .bundle_patch import json_patch_of
 from .bundle_references import UNRESOLVED, UNRESOLVED_IN_BATCH, ReferenceRewriter
@@ -94,7 +93,7 @@ class BundleProcessor:
     async def _transaction(self, raws: list) -> list[dict]:
         """Runs again from the entries as sent when its deferred store transaction met a TransientConflict
         (processing rewrites the entries' resources in place)."""
-        as_sent = orjson.dumps(raws)
+        as_sent = exact_json.dumps(raws)
         for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
             try:
                 return await self._transaction_once(raws)
@@ -104,7 +103,7 @@ class BundleProcessor:
                         "Concurrent writes kept conflicting with this transaction; try again"
                     ) from None
                 await asyncio.sleep(random.uniform(0, min(0.2, 0.002 * 2**attempt)))
-                raws = orjson.loads(as_sent)
+                raws = exact_json.loads(as_sent)
         raise AssertionError("unreachable")
 
     async def _transaction_once(self, raws: list) -> list[dict]:

@@ -11,8 +11,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import orjson
-
+from .. import exact_json
 from .search.extraction import Extractor
 from .search.values import ReferenceValue
 
@@ -92,5 +91,5 @@ async def resources_referring(
                 continue
             stored = await service.store.read(resource_type, resource_id)
             if stored is not None and stored.body is not None:
-                found[resource_id] = orjson.loads(stored.body)
+                found[resource_id] = exact_json.loads(stored.body)
     return list(found.values())

@@ -18,8 +18,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from weakref import WeakKeyDictionary
 
-import orjson
-
+from .. import exact_json
 from .clock import fhir_instant
 from .compartment import resources_referring
 from .context import RequestContext
@@ -177,14 +176,14 @@ class ConsentWatch:
 
     async def _revoked_patient(self, stored: StoredVersion) -> str | None:
         if stored.body is not None:
-            consent = orjson.loads(stored.body)
+            consent = exact_json.loads(stored.body)
             if consent.get("status") not in REVOKED:
                 return None
         else:
             previous = await self.service.store.vread("Consent", stored.id, stored.version - 1)
             if previous is None or previous.body is None:
                 return None
-            consent = orjson.loads(previous.body)
+            consent = exact_json.loads(previous.body)
         reference = (consent.get("patient") or {}).get("reference")
         return relative(reference) if isinstance(reference, str) else None
 
@@ -235,6 +234,6 @@ async def _cancel(service: "FhirService", actor: RequestContext, task: dict, tri
         stored = await service.store.read("Task", task["id"])
         if stored is None or stored.body is None:
             return 0
-        task = orjson.loads(stored.body)
+        task = exact_json.loads(stored.body)
     log.warning("could not cancel a pending Task after a consent revocation: it kept changing")
     return 0

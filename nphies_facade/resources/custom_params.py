@@ -9,8 +9,7 @@ again before it reports it, so a parameter posted to one server process is searc
 
 import logging
 
-import orjson
-
+from .. import exact_json
 from .errors import bad_request
 from .search.definitions import SearchRegistry, validate_search_parameter
 from .search.plan import SearchPlan
@@ -77,7 +76,7 @@ class CustomParameters:
     def _apply(self, stored: list[StoredVersion]) -> set[str]:
         wanted: dict[str, tuple[int, dict]] = {}
         for version in stored:
-            resource = orjson.loads(version.body)
+            resource = exact_json.loads(version.body)
             if resource.get("status") == ACTIVE:
                 wanted[version.id] = (version.version, resource)
         changed: set[str] = set()

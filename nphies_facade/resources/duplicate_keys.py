@@ -10,7 +10,7 @@ with the stdlib's object_pairs_hook, which names the duplicate.
 import json
 import re
 
-import orjson
+from .. import exact_json
 
 KEY_END = re.compile(rb'"\s*:')
 ESCAPED_QUOTE_COLON = re.compile(rb'\\"\s*:')
@@ -21,10 +21,10 @@ def _key_count(document: bytes) -> int:
 
 
 def duplicate_key(body: bytes, parsed: object) -> str | None:
-    """The first duplicated key in the body (parsed by orjson as `parsed`), or None."""
+    """The first duplicated key in the body (parsed by exact_json as `parsed`), or None."""
     if not isinstance(parsed, (dict, list)):
         return None
-    if b"\\\\" not in body and _key_count(body) == _key_count(orjson.dumps(parsed)):
+    if b"\\\\" not in body and _key_count(body) == _key_count(exact_json.dumps(parsed)):
         return None
     found: list[str] = []
 

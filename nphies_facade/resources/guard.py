@@ -6,8 +6,7 @@ decision and its audit record never depend on which route, bundle entry or worke
 is audited even when the transaction it happened in rolls back.
 """
 
-import orjson
-
+from .. import exact_json
 from .access import AUDIT_ACTION, AccessControl, Interaction
 from .audit import MINOR_FAILURE, AuditEntry, Auditor
 from .context import RequestContext
@@ -87,7 +86,7 @@ class Guard:
         """Whether one version may appear in a history or search result (no audit: the listing is)."""
         resource = None
         if version.body is not None and self.access.needs_resource(ctx, interaction, version.resource_type):
-            resource = orjson.loads(version.body)
+            resource = exact_json.loads(version.body)
         return await self.access.permits(ctx, interaction, version.resource_type, resource)
 
     async def visible_versions(

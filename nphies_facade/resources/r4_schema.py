@@ -12,6 +12,7 @@ from pathlib import Path
 import jsonschema_rs
 import orjson
 
+from .. import exact_json
 from .errors import Issue
 from .narrative import narrative_problem
 
@@ -63,7 +64,12 @@ RESOURCE_TYPES: tuple[str, ...] = tuple(DEFINITIONS["ResourceList"]["properties"
 
 def schema_issues(resource: dict) -> list[Issue]:
     """[] when the resource is valid R4 by the schema; else its problems, at most MAX_ISSUES."""
-    if VALIDATOR.is_valid(resource):
+    try:
+        valid = VALIDATOR.is_valid(resource)
+    except ValueError:  # jsonschema-rs takes no float subclass: a JsonNumber, a decimal keeping its text
+        resource = exact_json.plain(resource)
+        valid = VALIDATOR.is_valid(resource)
+    if valid:
         return []
     issues: list[Issue] = []
     for error in VALIDATOR.iter_errors(resource):

@@ -13,8 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import orjson
-
+from .. import exact_json
 from .clock import Clock, fhir_instant
 from .search.extraction import Extractor
 from .store import Store, StoreTransaction
@@ -114,7 +113,7 @@ class Reindexer:
                 await self._sync(tx)
                 versions = await tx.scan(resource_type, after, self._batch)
                 extractor = self._extractor()
-                await tx.replace_index([(v, extractor.extract(orjson.loads(v.body))) for v in versions])
+                await tx.replace_index([(v, extractor.extract(exact_json.loads(v.body))) for v in versions])
             job.processed += len(versions)
             if len(versions) < self._batch:
                 return

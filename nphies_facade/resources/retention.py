@@ -19,8 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import orjson
-
+from .. import exact_json
 from .audit import AuditEntry, payload_digest
 from .clock import fhir_instant
 from .context import RequestContext
@@ -113,7 +112,7 @@ def _strip_reference_displays(node: object) -> None:
 
 def anonymise(resource: dict) -> dict:
     """A copy without identifying elements; dates of birth keep their year; tagged `anonymised`."""
-    copy = orjson.loads(orjson.dumps(resource))
+    copy = exact_json.copy(resource)
     for name in IDENTIFYING:
         copy.pop(name, None)
     for name in DATE_ELEMENTS:
@@ -131,7 +130,7 @@ def anonymise(resource: dict) -> dict:
 def _latest_content(versions: list[StoredVersion]) -> dict | None:
     for version in reversed(versions):
         if version.body is not None:
-            return orjson.loads(version.body)
+            return exact_json.loads(version.body)
     return None
 
 
@@ -199,11 +198,13 @@ class Retention:
         self, ctx: RequestContext, tx: StoreTransaction, current: StoredVersion, versions: list[StoredVersion]
     ) -> None:
         rewritten = [
-            (v.version, orjson.dumps(anonymise(orjson.loads(v.body)))) for v in versions if v.body is not None
+            (v.version, exact_json.dumps(anonymise(exact_json.loads(v.body))))
+            for v in versions
+            if v.body is not None
         ]
         await self.security.replace_bodies(tx, current.resource_type, current.id, rewritten)
         if current.body is not None:
-            fresh = anonymise(orjson.loads(current.body))
+            fresh = anonymise(exact_json.loads(current.body))
             await self.service.update(ctx, current.resource_type, current.id, fresh, tx=tx)
 
     async def _audit(

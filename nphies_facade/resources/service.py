@@ -18,8 +18,8 @@ from typing import ParamSpec, TypeVar
 from urllib.parse import parse_qsl
 
 import jsonpatch
-import orjson
 
+from .. import exact_json
 from .access import AccessControl, AllowAll, Interaction
 from .audit import Auditor
 from .clock import Clock, fhir_instant, system_clock
@@ -69,7 +69,7 @@ def parse_criteria(query: str) -> list[tuple[str, str]]:
 
 
 def resource_json(stored: StoredVersion) -> dict:
-    return orjson.loads(stored.body)
+    return exact_json.loads(stored.body)
 
 
 def _expected_version(if_match: str | None) -> int | None:
@@ -398,7 +398,7 @@ class FhirService:
             version,
             resource["meta"]["lastUpdated"],
             method,
-            orjson.dumps(resource),
+            exact_json.dumps(resource),
         )
         try:
             await tx.write(stored, self.extractor.extract(resource), ctx.trace_id)

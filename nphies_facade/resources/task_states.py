@@ -6,8 +6,7 @@ extension and resumes only to that status. Terminal statuses only go on to enter
 final.
 """
 
-import orjson
-
+from .. import exact_json
 from .errors import FhirError, Issue, bad_request
 from .store import StoredVersion
 
@@ -110,5 +109,5 @@ def check_task_write(previous: StoredVersion | None, resource: dict) -> None:
     """The FhirService check: for a Task, `previous` (the version it replaces, if any) must allow it."""
     if resource.get("resourceType") != "Task":
         return
-    before = orjson.loads(previous.body) if previous is not None and previous.body is not None else None
+    before = exact_json.loads(previous.body) if previous is not None and previous.body is not None else None
     check_transition(before, resource)

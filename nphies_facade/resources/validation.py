@@ -7,8 +7,7 @@ coerced: what is stored is the dict that was validated.
 
 import re
 
-import orjson
-
+from .. import exact_json
 from .duplicate_keys import duplicate_key
 from .errors import FhirError, bad_request
 from .r4_schema import schema_issues
@@ -22,8 +21,8 @@ def parse_json(body: bytes) -> object:
     if not body:
         raise bad_request("The request body is empty; a FHIR resource in JSON was expected", code="required")
     try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
+        parsed = exact_json.loads(body)
+    except exact_json.JSONDecodeError as exc:
         raise bad_request(f"The body is not valid JSON: {exc}", code="structure") from None
     duplicate = duplicate_key(body, parsed)
     if duplicate is not None:

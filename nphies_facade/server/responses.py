@@ -3,9 +3,9 @@
 from datetime import datetime
 from email.utils import format_datetime
 
-import orjson
 from starlette.responses import Response
 
+from .. import exact_json
 from ..resources.errors import Issue, operation_outcome
 from ..resources.store import StoredVersion
 
@@ -20,7 +20,7 @@ class FhirResponse(Response):
             return b""
         if isinstance(content, bytes):
             return content
-        return orjson.dumps(content)
+        return exact_json.dumps(content)
 
 
 def etag(version: int) -> str:

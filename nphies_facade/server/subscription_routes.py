@@ -1,11 +1,11 @@
 """Subscription operations ($status, $events, $resend, Subscriptions R5 Backport IG for R4) and the R4
 websocket channel endpoint (`GET /websocket`: `bind {id}` -> `bound {id}`, then `ping {id}` per event)."""
 
-import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .. import exact_json
 from ..resources.access import Interaction
 from ..resources.clock import fhir_instant
 from ..resources.context import RequestContext, new_trace_id
@@ -72,7 +72,7 @@ def _now(request: Request) -> str:
 async def _subscription(request: Request, subscription_id: str) -> dict:
     """The Subscription, read as the caller (404/410/403 as for a read)."""
     stored = await _service(request).read("Subscription", subscription_id, ctx=request.state.context)
-    return orjson.loads(stored.body)
+    return exact_json.loads(stored.body)
 
 
 async def _parameters(request: Request) -> dict[str, str]:
@@ -262,7 +262,7 @@ async def _websocket_refusal(service: FhirService, subscription_id: str, ctx: Re
         if exc.status == 403:
             return f"{subscription_id} may not be read by this client"
         return f"{subscription_id} is not a live websocket Subscription"
-    subscription = orjson.loads(stored.body)
+    subscription = exact_json.loads(stored.body)
     live = read_channel(subscription).type == WEBSOCKET and subscription.get("status") in (
         "requested",
         "active",

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import orjson
 
+from .. import exact_json
+
 ELEMENTS_FILE = Path(__file__).resolve().parents[1] / "resources" / "data" / "r4-elements.json"
 SUBSETTED = {
     "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
@@ -86,7 +88,7 @@ def shaped_body(body: bytes, summary: str | None, elements: tuple[str, ...]) -> 
     """The stored JSON as it goes into a searchset entry (untouched bytes when nothing is subsetted)."""
     if summary in (None, "false", "count") and not elements:
         return orjson.Fragment(body)
-    resource = orjson.loads(body)
+    resource = exact_json.loads(body)
     if summary in ("true", "text", "data"):
         return summarized(resource, summary)
     return with_elements(resource, elements)

@@ -107,7 +107,7 @@ def add_focus(bundle: dict, base: str, event: SubscriptionEvent, body: bytes | N
     method, status = METHODS.get(event.action, ("PUT", "200"))
     entry: dict = {"fullUrl": f"{base}/{event.resource_type}/{event.resource_id}"}
     if body is not None:
-        entry["resource"] = orjson.loads(body)
+        entry["resource"] = orjson.Fragment(body)
     url = event.resource_type if method == "POST" else f"{event.resource_type}/{event.resource_id}"
     entry["request"] = {"method": method, "url": url}
     entry["response"] = {"status": status}

@@ -13,8 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-import orjson
-
+from .. import exact_json
 from ..resources.clock import Clock
 from ..resources.errors import FhirError
 from ..resources.ledger import (
@@ -161,8 +160,8 @@ class Relay:
         if body is None:
             return None
         try:
-            return self._parser.parse(orjson.loads(body), version)
-        except (FhirError, orjson.JSONDecodeError):
+            return self._parser.parse(exact_json.loads(body), version)
+        except (FhirError, exact_json.JSONDecodeError):
             log.warning("subscription %s version %s cannot be served; skipped", subscription_id, version)
             return None
 
@@ -206,7 +205,7 @@ class Relay:
 
     def _values(self, resource_type: str, body: bytes) -> IndexValues:
         """The index values of the parameters the Subscriptions on this type read, and only those."""
-        resource = orjson.loads(body)
+        resource = exact_json.loads(body)
         codes = self.index.codes_for(resource_type)
         values: IndexValues = {}
         for plan in self._extractor.plans(resource_type):

@@ -16,8 +16,7 @@ import logging
 import ssl
 from collections.abc import Awaitable, Callable
 
-import orjson
-
+from .. import exact_json
 from ..resources.clock import Clock, fhir_instant
 from ..resources.ledger import (
     DEAD,
@@ -315,7 +314,7 @@ class SubscriptionDelivery:
         """R4 rest-hook: the resource when the Subscription has a payload; a topic: the backport Bundle."""
         if spec.topic is None:
             return (body or b"") if spec.channel.payload else b""
-        record = orjson.loads(body) if body else {"id": event.resource_id}
+        record = exact_json.loads(body) if body else {"id": event.resource_id}
         focus_body = None
         if spec.channel.payload and self._c.focus_reader is not None:
             focus, version = event_focus(record)

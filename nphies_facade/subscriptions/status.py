@@ -2,8 +2,7 @@
 
 import logging
 
-import orjson
-
+from .. import exact_json
 from ..resources.context import RequestContext
 from ..resources.errors import FhirError
 from ..resources.service import FhirService
@@ -31,7 +30,7 @@ class StatusWriter:
                 stored = await self._service.read("Subscription", subscription_id, ctx=self._ctx)
             except FhirError:
                 return False
-            body = orjson.loads(stored.body)
+            body = exact_json.loads(stored.body)
             if body.get("status") not in when or (body.get("status") == to and body.get("error") == error):
                 return False
             body["status"] = to

@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, quote
 
 import orjson
 
+from .. import exact_json
 from ..resources.errors import FhirError, Issue
 from .notifications import NOTIFICATION_PROFILE, status_parameters
 
@@ -141,7 +142,7 @@ def notification(
         entries.append(
             {
                 "fullUrl": f"{base.rstrip('/')}/{focus}",
-                "resource": orjson.loads(focus_body),
+                "resource": orjson.Fragment(focus_body),
                 "request": {"method": "PUT", "url": focus},
                 "response": {"status": "200"},
             }
@@ -154,7 +155,7 @@ def notification(
         "timestamp": timestamp,
         "entry": entries,
     }
-    return orjson.dumps(bundle)
+    return exact_json.dumps(bundle)
 
 
 def capability_extensions() -> list[dict]:

@@ -5,8 +5,7 @@ to set. A client update that keeps criteria and channel may carry the status it 
 client-set `active` or `error` becomes `requested`, so the server activates it again.
 """
 
-import orjson
-
+from .. import exact_json
 from ..resources.context import RequestContext
 from ..resources.service import WriteHook
 from ..resources.store import StoreTransaction
@@ -35,7 +34,7 @@ async def _keeps_server_status(tx: StoreTransaction, resource: dict) -> bool:
     current = await tx.current("Subscription", resource["id"])
     if current is None or current.deleted:
         return False
-    before = orjson.loads(current.body)
+    before = exact_json.loads(current.body)
     return before.get("status") == resource.get("status") and all(
         before.get(key) == resource.get(key) for key in IDENTITY
     )

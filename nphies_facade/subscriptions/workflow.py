@@ -9,8 +9,7 @@ idempotent (a conditional create on `_tag`), and the Subscriptions are visible t
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-import orjson
-
+from .. import exact_json
 from ..resources.context import RequestContext
 from ..resources.service import FhirService, WriteResult
 from .criteria import WORKFLOW_NAME, WORKFLOW_PREFIX
@@ -131,7 +130,7 @@ async def install_subscriptions(
         criteria = f"_tag={KEY_SYSTEM}|{_key(wanted)}"
         result = await service.create(ctx, dict(wanted), if_none_exist=criteria)
         if not result.created and result.version is not None:
-            current = orjson.loads(result.version.body)
+            current = exact_json.loads(result.version.body)
             if any(current.get(name) != wanted.get(name) for name in MANAGED_FIELDS):
                 result = await _update(service, ctx, wanted, current)
         results.append(result)

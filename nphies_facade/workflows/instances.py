@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-import orjson
-
+from .. import exact_json
 from ..resources.clock import fhir_instant
 from ..subscriptions.topics import EXTENSION_BASE
 from .dsl import STEP_SYSTEM, WORKFLOW_SYSTEM, Workflow
@@ -286,7 +285,7 @@ def task_value(value: object) -> dict:
         return {"valueReference": dict(value)}
     if isinstance(value, dict) and "coding" in value:
         return {"valueCodeableConcept": dict(value)}
-    return {"valueString": orjson.dumps(value).decode()}
+    return {"valueString": exact_json.dumps(value).decode()}
 
 
 def set_values(entries: list | None, values: dict) -> list:

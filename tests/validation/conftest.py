@@ -1,9 +1,6 @@
-"""The full official R4 examples package (`hl7.fhir.r4.examples@4.0.1`), fetched once with `npm pack` into
-the git-ignored `.cache/` of the checkout; tests that need it skip when npm cannot fetch it."""
+"""Fixtures over the full official R4 examples package (`hl7.fhir.r4.examples@4.0.1`, which
+tests/r4_package.py fetches into the git-ignored `.cache/`); tests that need it skip when npm cannot."""
 
-import shutil
-import subprocess
-import tarfile
 from pathlib import Path
 
 import orjson
@@ -11,36 +8,15 @@ import pytest
 
 from nphies_facade.server.settings import Settings
 
-PACKAGE = "hl7.fhir.r4.examples@4.0.1"
-CACHE = Path(__file__).resolve().parents[2] / ".cache"
-UNPACKED = CACHE / "hl7.fhir.r4.examples-4.0.1" / "package"
+from ..r4_package import fetch_r4_examples
+
 NOT_EXAMPLES = frozenset({"package.json", ".index.json"})
-
-
-def _fetch() -> Path:
-    if UNPACKED.is_dir():
-        return UNPACKED
-    CACHE.mkdir(exist_ok=True)
-    if shutil.which("npm") is None:
-        pytest.skip(f"npm is not installed, so {PACKAGE} cannot be fetched")
-    done = subprocess.run(
-        ["npm", "pack", PACKAGE, "--silent", "--pack-destination", str(CACHE)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    tarball = CACHE / "hl7.fhir.r4.examples-4.0.1.tgz"
-    if done.returncode != 0 or not tarball.is_file():
-        pytest.skip(f"npm pack {PACKAGE} failed: {done.stderr.strip()[:200]}")
-    with tarfile.open(tarball) as archive:
-        archive.extractall(UNPACKED.parent, filter="data")
-    return UNPACKED
 
 
 @pytest.fixture(scope="session")
 def r4_examples() -> list[Path]:
     """Every resource file of the official R4 examples package."""
-    return sorted(p for p in _fetch().glob("*.json") if p.name not in NOT_EXAMPLES)
+    return sorted(p for p in fetch_r4_examples().glob("*.json") if p.name not in NOT_EXAMPLES)
 
 
 @pytest.fixture(scope="session")

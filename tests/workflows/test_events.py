@@ -3,8 +3,10 @@ notification Bundle of each event, only for its topic and filter, and never for 
 
 import pytest
 
+from nphies_facade import exact_json
 from nphies_facade.resources.context import RequestContext
 from nphies_facade.workflows.events import EVENTS, TOPIC_BASE, emit, topic_url
+from tests.json_text import numbers_in, parsed
 from tests.subscriptions.conftest import rest_hook, status_parameter, subscribe
 
 EVENT_CODES = "http://nphies-facade.org/fhir/CodeSystem/workflow-event"
@@ -127,6 +129,22 @@ async def test_an_event_carries_the_trace_id_of_the_write_that_caused_it(api, ev
     assert trace == [
         {"url": "http://nphies-facade.org/fhir/StructureDefinition/trace-id", "valueString": ctx.trace_id}
     ]
+
+
+async def test_a_topic_notification_carries_the_focus_s_decimals_as_written(api, events_app, receiver):
+    body = exact_json.dumps(
+        {**claim(), "total": {"value": exact_json.JsonNumber("105.00"), "currency": "SAR"}}
+    )
+    created = (await api.post("/Claim", content=body)).json()
+    task = (
+        await api.post("/Task", json={"resourceType": "Task", "status": "in-progress", "intent": "order"})
+    ).json()
+    paid = await subscribe(api, rest_hook(receiver.url + "/events", topic_url("claim.paid"), payload=True))
+    await claim_paid(events_app, created["id"], task)
+    await receiver.wait_for(lambda: receiver.numbers(paid) == [1])
+    [note] = receiver.requests(paid)
+    [focus] = [e["resource"] for e in parsed(note.body)["entry"] if e["resource"]["resourceType"] == "Claim"]
+    assert numbers_in(focus["total"]) == ["105.00"]
 
 
 async def test_unknown_topics_and_filters_are_refused(api, receiver):
