@@ -79,7 +79,7 @@ async def client_on_each_store(
         monkeypatch.setattr(mongo_store, "connect", lambda url: server)
         extra["mongodb_url"] = "mongodb://db.test/?replicaSet=rs0"
     application = create_app(
-        Settings(data_dir=tmp_path / "data", base_url="http://fhir.test", auth="off", **extra)
+        Settings(data_dir=tmp_path / "data", base_url="http://fhir.test", auth="off", rate_limit=0, **extra)
     )
     async with application.router.lifespan_context(application):
         transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
