@@ -185,3 +185,11 @@ async def test_quantity_search_keeps_the_precision_of_the_searched_value(client,
     result = await client.get("/Observation", params={"value-quantity": query, "_total": "accurate"})
     assert result.status_code == 200, result.text
     assert (result.json()["total"] == 1) is found
+
+
+async def test_an_invalid_resource_with_kept_decimals_is_a_400_naming_the_problem(client):
+    body = observation("bad").replace(b'"status":"final"', b'"status":5')
+    response = await client.put("/Observation/bad", content=body)
+    assert response.status_code == 400, response.text
+    assert any("status" in str(issue.get("expression")) for issue in response.json()["issue"])
+    assert (await client.get("/Observation/bad")).status_code == 404

@@ -65,11 +65,14 @@ RESOURCE_TYPES: tuple[str, ...] = tuple(DEFINITIONS["ResourceList"]["properties"
 def schema_issues(resource: dict) -> list[Issue]:
     """[] when the resource is valid R4 by the schema; else its problems, at most MAX_ISSUES."""
     try:
-        valid = VALIDATOR.is_valid(resource)
-    except ValueError:  # jsonschema-rs takes no float subclass: a JsonNumber, a decimal keeping its text
-        resource = exact_json.plain(resource)
-        valid = VALIDATOR.is_valid(resource)
-    if valid:
+        if VALIDATOR.is_valid(resource):
+            return []
+    except ValueError:
+        pass
+    # jsonschema-rs takes no float subclass (it raises, or answers invalid), so a resource holding a
+    # JsonNumber, a decimal keeping its text, is checked as a copy with plain floats.
+    resource = exact_json.plain(resource)
+    if VALIDATOR.is_valid(resource):
         return []
     issues: list[Issue] = []
     for error in VALIDATOR.iter_errors(resource):
