@@ -15,6 +15,7 @@ from ..workflows.journeys import cli as journey_cli
 from . import remote_cli
 from .auth import cli as security_cli
 from .auth import people_cli
+from .cli_target import NoStore, existing_store
 from .settings import Settings
 
 
@@ -42,15 +43,18 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     overrides = {"data_dir": args.data_dir, "redis_url": args.redis_url}
-    for name, value in overrides.items():
-        if value is not None:
-            os.environ[f"NPHIES_FACADE_{name.upper()}"] = str(value)
-    settings = Settings()
-    metrics_dir.prepare(settings.data_dir, fresh=False)
-    configure_logging(settings.log_level, settings.log_format, settings.access_log)
+    settings = Settings(**{name: value for name, value in overrides.items() if value is not None})
     if not settings.redis_url:
         print("nphies-facade worker needs NPHIES_FACADE_REDIS_URL (or --redis-url)", file=sys.stderr)
         return 2
+    if not settings.mongodb_url:  # on SQLite the worker shares the API server's store: it must exist
+        try:
+            existing_store(settings)
+        except NoStore as exc:
+            print(f"nphies-facade worker: {exc}", file=sys.stderr)
+            return 2
+    metrics_dir.prepare(settings.data_dir, fresh=False)
+    configure_logging(settings.log_level, settings.log_format, settings.access_log)
     from . import worker_process  # arq is needed by the worker only
 
     asyncio.run(worker_process.run(settings))

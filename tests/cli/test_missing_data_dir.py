@@ -13,6 +13,7 @@ COMMANDS = [
     ["users", "list"],
     ["apps", "list"],
     ["clients", "add", "--id", "x", "--jwks-url", "http://127.0.0.1:1/jwks", "--scope", "system/*.rs"],
+    ["worker", "--redis-url", "redis://127.0.0.1:1/0"],
 ]
 
 

@@ -69,3 +69,18 @@ def test_a_token_for_another_server_is_refused_naming_both_issuers(server):
     log = server.log()
     assert "token refused: the token's issuer is not trusted (iss)" in log
     assert minted.out.strip() not in log
+
+
+def test_a_websocket_with_a_token_for_another_server_is_refused_and_logged(server):
+    from websockets.sync.client import connect
+
+    minted = mint(server)  # for port 8080
+    before = server.log().count("token refused")
+    with connect(f"ws://127.0.0.1:{server.port}/websocket") as socket:
+        socket.send(f"token {minted.out.strip()}")
+        assert socket.recv(timeout=10).startswith("error unauthenticated: the token's issuer")
+    deadline = time.monotonic() + 10
+    while server.log().count("token refused") == before:
+        assert time.monotonic() < deadline, "the refusal was not logged"
+        time.sleep(0.05)
+    assert minted.out.strip() not in server.log()

@@ -33,7 +33,6 @@ class Unauthenticated(Exception):
 
     error: str | None
     description: str
-    logged: str = ""  # why, for the log (nothing the token holds); the description when empty
 
     def response(self) -> Response:
         challenge = f'Bearer realm="{REALM}"'

@@ -208,9 +208,11 @@ class SecurityRuntime:
         try:
             claims = await self.verifier.verify(token)
         except InvalidToken as exc:
-            raise Unauthenticated("invalid_token", str(exc), exc.logged) from None
+            log.warning("token refused: %s", exc.logged)
+            raise Unauthenticated("invalid_token", str(exc)) from None
         if "grant" in claims and claims.get("iss") == self.issuer_url:
             if await self.grants.live_grant(claims["grant"]) is None:
+                log.warning("token refused: the token was revoked")
                 raise Unauthenticated("invalid_token", "the token was revoked")
         return claims
 
@@ -233,8 +235,8 @@ class SecurityRuntime:
             ctx = await self.authenticate(request, trace_id)
         except Unauthenticated as refused:
             ctx = RequestContext(actor="anonymous", trace_id=trace_id)
-            if refused.error is not None:
-                log.warning("token refused: %s", refused.logged or refused.description)
+            if refused.error == "invalid_request":  # a token refused by verified_claims is logged there
+                log.warning("token refused: %s", refused.description)
             refusal = self._limited(request, ctx) or refused.response()
         else:
             refusal = self._limited(request, ctx)
