@@ -10,11 +10,21 @@ import pytest
 
 from nphies_facade import exact_json
 from nphies_facade.resources.types import is_supported
+from nphies_facade.server.settings import Settings
 
 from .conftest import FHIR_EXAMPLES, requires_shared
 from .json_text import parsed, same_text
 
 EXAMPLES = sorted(FHIR_EXAMPLES.glob("*.json")) if FHIR_EXAMPLES.is_dir() else []
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Referential integrity off: each example is posted alone, and refers to resources of its own
+    server (tests/test_references.py covers the check)."""
+    return Settings(
+        data_dir=tmp_path / "data", base_url="http://fhir.test", auth="off", referential_integrity="off"
+    )
 
 
 def _without_id_and_meta(resource: dict) -> dict:

@@ -20,14 +20,13 @@ from urllib.parse import parse_qsl
 from .. import exact_json
 from .bundle_entries import Entry, Target, entry_list, parse_entry, parse_target
 from .bundle_patch import json_patch_of
-from .bundle_references import UNRESOLVED, UNRESOLVED_IN_BATCH, ReferenceRewriter
 from .bundle_responses import EntryFailed, EntryResult, failed_entry, response_entry, status_line
 from .clock import fhir_instant
 from .context import RequestContext
 from .errors import FhirError, Issue, bad_request, conflict, error, operation_outcome, precondition_failed
+from .reference_walk import UNRESOLVED, UNRESOLVED_IN_BATCH, BundleTargets, ReferenceWalk, Walked
 from .service import TRANSIENT_ATTEMPTS, FhirService, WriteResult, parse_criteria
 from .store import HistoryQuery, StoredVersion, StoreTransaction, TransientConflict
-from .types import is_supported
 from .validation import check_id
 
 log = logging.getLogger("nphies_facade.bundles")
@@ -60,6 +59,7 @@ class _Plan:
     id: str | None = None
     existing: StoredVersion | None = None
     operations: list | None = None
+    references: Walked | None = None
 
     @property
     def reference(self) -> str:
@@ -172,7 +172,7 @@ class _Run:
         self.ctx = processor.ctx
         self.tx = tx
         self.plans = [_Plan(entry) for entry in entries]
-        self.targets: dict[str, str] = {}
+        self.targets = BundleTargets(unresolved=unresolved)
         self.writers: dict[str, int] = {}
         self.conditional_references: dict[str, str] = {}
         self.results: dict[int, EntryResult] = {}
@@ -220,7 +220,7 @@ class _Run:
 
     def _map(self, plan: _Plan) -> None:
         if plan.entry.full_url is not None:
-            self.targets[plan.entry.full_url] = plan.reference
+            self.targets.add(plan.entry.full_url, plan.reference)
 
     def _claim(self, plan: _Plan, reference: str) -> None:
         other = self.writers.setdefault(reference, plan.entry.index)
@@ -285,35 +285,18 @@ class _Run:
     # ----- references -----
 
     async def _rewrite(self, plan: _Plan) -> None:
+        """References to entries rewritten, every reference checked, conditional ones resolved (before
+        any entry is written); the walk goes to the write (PATCH: the patched resource is walked)."""
         if plan.existing is not None:
             return
         entry = plan.entry
         root = f"{entry.path}.resource" + (".data" if plan.operations is not None else "")
         document = plan.operations if plan.operations is not None else entry.resource
-        rewriter = ReferenceRewriter(self.targets, entry.full_url, root, self.unresolved)
-        for reference, where in rewriter.rewrite(document):
-            reference["reference"] = await self._conditional_reference(reference["reference"], where)
-
-    async def _conditional_reference(self, value: str, where: str) -> str:
-        resolved = self.conditional_references.get(value)
-        if resolved is not None:
-            return resolved
-        resource_type, _, query = value.partition("?")
-        if not is_supported(resource_type):
-            raise bad_request(
-                f"{where} is a conditional reference to the unknown type {resource_type}", where
-            )
-        ids = await self.service.find_ids(resource_type, parse_criteria(query), self.tx)
-        if len(ids) != 1:
-            status = 404 if not ids else 412
-            raise error(
-                status,
-                "not-found" if not ids else "multiple-matches",
-                f"The conditional reference {value} matches {len(ids)} resources; it must match exactly one",
-                where,
-            )
-        resolved = self.conditional_references[value] = f"{resource_type}/{ids[0]}"
-        return resolved
+        walked = ReferenceWalk(root, self.targets, entry.full_url).walk(document)
+        walked.raise_issues()
+        await self.service.resolve_conditional(self.tx, walked, self.conditional_references)
+        if plan.operations is None:
+            plan.references = walked
 
     # ----- writes -----
 
@@ -338,7 +321,9 @@ class _Run:
         if plan.existing is not None:
             self.results[plan.entry.index] = EntryResult(200, plan.existing, written=True)
             return
-        result = await self.service.create(self.ctx, plan.entry.resource, tx=self.tx, resource_id=plan.id)
+        result = await self.service.create(
+            self.ctx, plan.entry.resource, tx=self.tx, resource_id=plan.id, references=plan.references
+        )
         self._written(plan, result)
 
     async def _change(self, plan: _Plan) -> None:
@@ -349,7 +334,13 @@ class _Run:
             )
         else:
             result = await self.service.update(
-                self.ctx, plan.resource_type, plan.id, entry.resource, if_match=entry.if_match, tx=self.tx
+                self.ctx,
+                plan.resource_type,
+                plan.id,
+                entry.resource,
+                if_match=entry.if_match,
+                tx=self.tx,
+                references=plan.references,
             )
         self._written(plan, result)
 

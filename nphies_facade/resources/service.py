@@ -27,8 +27,10 @@ from .compartment import PatientCompartment
 from .context import RequestContext, context_or_current
 from .errors import FhirError, bad_request, conflict, error, gone, not_found, precondition_failed
 from .guard import Guard
+from .integrity import ReferentialIntegrity
 from .merge_patch import apply_merge_patch
 from .operations_access import OperationDeclaration
+from .reference_walk import Walked, walk_references
 from .search.extraction import Extractor
 from .searching import Searching, SearchOptions, SearchResult
 from .store import (
@@ -41,6 +43,7 @@ from .store import (
     version_number,
 )
 from .task_states import check_task_write
+from .types import is_supported
 from .validation import check_id, require_resource, validate_resource
 
 TRANSIENT_ATTEMPTS = 20
@@ -120,8 +123,11 @@ class FhirService:
         auditor: Auditor | None = None,
         *,
         validate_own: bool = False,
+        referential_integrity: bool = True,
     ) -> None:
-        """`validate_own`: validate trusted writes too (see `create`); for development and tests."""
+        """`validate_own`: validate trusted writes too (see `create`); for development and tests.
+        `referential_integrity`: references to this server's resources must name existing ones, and
+        a resource still referred to cannot be deleted (integrity.py)."""
         self.store = store
         self.extractor = extractor
         self.clock = clock
@@ -135,6 +141,7 @@ class FhirService:
         self.write_hooks: list[WriteHook] = []
         self.searching = Searching(self)
         self.validate_own = validate_own
+        self.integrity = ReferentialIntegrity(extractor.registry, referential_integrity)
 
     async def open(self) -> None:
         """Start-up work: the SearchParameter resources already stored become active."""
@@ -157,11 +164,13 @@ class FhirService:
         deferred: list = []
         written: list[tuple[RequestContext, StoredVersion]] = []
         token = _committing.set(written)
+        pending, checks = self.integrity.begin()
         opened = self.store.deferred_transaction() if retried else self.store.transaction()
         try:
             async with opened as own:
                 with self.audit.bound(own, deferred):
                     yield own
+                    await self.integrity.verify(own, pending)
         except VersionConflict as exc:  # a deferred write met it at commit
             written.clear()
             raise conflict(str(exc)) from None
@@ -169,6 +178,7 @@ class FhirService:
             written.clear()
             raise
         finally:
+            self.integrity.end(checks)
             _committing.reset(token)
             await self.audit.flush(deferred)
         for ctx, stored in written:
@@ -361,17 +371,55 @@ class FhirService:
 
     # ----- writes -----
 
-    def _prepare(self, resource: dict, resource_id: str, trusted: bool = False) -> dict:
-        """Validates, then sets id and meta.lastUpdated; meta.versionId is set when the version is known."""
+    def _prepare(
+        self, resource: dict, resource_id: str, trusted: bool = False, references: Walked | None = None
+    ) -> tuple[dict, Walked | None]:
+        """Validates (the references too, unless `references` holds the walk a Bundle made), then sets
+        id and meta.lastUpdated; meta.versionId is set when the version is known. Returns the resource and
+        its references (None for a trusted write)."""
         require_resource(resource)
         if not trusted or self.validate_own:
             validate_resource(resource)
+            if references is None:
+                references = walk_references(resource)
+            references.raise_issues()
         resource["id"] = resource_id
         meta = resource.get("meta")
         meta = dict(meta) if isinstance(meta, dict) else {}
         meta["lastUpdated"] = fhir_instant(self.clock())
         resource["meta"] = meta
-        return resource
+        return resource, references
+
+    async def resolve_conditional(
+        self, tx: StoreTransaction, references: Walked, resolved: dict[str, str] | None = None
+    ) -> None:
+        """Rewrites each conditional reference (`Patient?identifier=...`) to the `Type/id` of the one
+        resource its criteria match: none is a 404, several a 412. `resolved` caches them per Bundle."""
+        resolved = {} if resolved is None else resolved
+        for node, where in references.conditional:
+            value = node["reference"]
+            found = resolved.get(value)
+            if found is None:
+                found = resolved[value] = await self._conditional_target(tx, value, where)
+            node["reference"] = found
+            references.local.append((found, where))
+        references.conditional.clear()
+
+    async def _conditional_target(self, tx: StoreTransaction, value: str, where: str) -> str:
+        resource_type, _, query = value.partition("?")
+        if not is_supported(resource_type):
+            raise bad_request(
+                f"{where} is a conditional reference to the unknown type {resource_type}", where
+            )
+        ids = await self.find_ids(resource_type, parse_criteria(query), tx)
+        if len(ids) != 1:
+            raise error(
+                404 if not ids else 412,
+                "not-found" if not ids else "multiple-matches",
+                f"The conditional reference {value} matches {len(ids)} resources; it must match exactly one",
+                where,
+            )
+        return f"{resource_type}/{ids[0]}"
 
     async def _write(
         self,
@@ -381,6 +429,7 @@ class FhirService:
         version: int,
         method: str,
         previous: StoredVersion | None = None,
+        references: Walked | None = None,
     ) -> StoredVersion:
         interaction = _write_interaction(method, previous)
         if previous is not None and not previous.deleted:
@@ -391,6 +440,10 @@ class FhirService:
         check_task_write(previous, resource)
         for hook in self.write_hooks:
             await hook(tx, ctx, resource)
+        if references is not None:
+            if references.conditional:
+                await self.resolve_conditional(tx, references)
+            await self.integrity.refers(tx, references.local)
         resource["meta"]["versionId"] = str(version)
         stored = StoredVersion(
             resource["resourceType"],
@@ -433,13 +486,15 @@ class FhirService:
         tx: StoreTransaction | None = None,
         resource_id: str | None = None,
         trusted: bool = False,
+        references: Walked | None = None,
     ) -> WriteResult:
-        """`resource_id` is an id the caller assigned beforehand (a bundle rewrites references to it).
+        """`resource_id` is an id the caller assigned beforehand (a bundle rewrites references to it);
+        `references` the walk of its references the bundle made.
         `trusted`: the server's own code built the resource (a Task, an exchange record, an event) from
         values that were validated before, so the R4 validation is skipped; what comes from
         outside the process (clients, NPHIES answers) is never trusted."""
         await self.guard.admit_type(ctx, Interaction.CREATE, require_resource(resource)["resourceType"])
-        resource = self._prepare(resource, resource_id or str(uuid.uuid4()), trusted)
+        resource, references = self._prepare(resource, resource_id or str(uuid.uuid4()), trusted, references)
         criteria = parse_criteria(if_none_exist) if if_none_exist is not None else None
         async with self.transaction(tx, retried=True) as t:
             if criteria is not None:
@@ -447,7 +502,7 @@ class FhirService:
                 if existing is not None:
                     await self._seen(ctx, Interaction.READ, existing, t)
                     return WriteResult(200, existing)
-            return WriteResult(201, await self._write(t, ctx, resource, 1, "POST"))
+            return WriteResult(201, await self._write(t, ctx, resource, 1, "POST", None, references))
 
     async def _single_match(
         self, tx: StoreTransaction, resource_type: str, criteria: list[tuple[str, str]], interaction: str
@@ -472,18 +527,19 @@ class FhirService:
         tx: StoreTransaction | None = None,
         method: str = "PUT",
         trusted: bool = False,
+        references: Walked | None = None,
     ) -> WriteResult:
-        """`trusted`: as in `create`."""
+        """`trusted` and `references`: as in `create`."""
         await self.guard.admit_type(ctx, Interaction.UPDATE, resource_type)
         check_id(resource_id)
         self.check_target(resource, resource_type, resource_id)
         expected = _expected_version(if_match)
-        resource = self._prepare(resource, resource_id, trusted)
+        resource, references = self._prepare(resource, resource_id, trusted, references)
         async with self.transaction(tx, retried=True) as t:
             current = await t.current(resource_type, resource_id)
             if current is not None and not current.deleted:
                 await self._hide_from_update(t, ctx, resource, current)
-            return await self._update_current(t, ctx, resource, current, expected, method)
+            return await self._update_current(t, ctx, resource, current, expected, method, references)
 
     async def _hide_from_update(
         self, tx: StoreTransaction, ctx: RequestContext, resource: dict, current: StoredVersion
@@ -508,13 +564,14 @@ class FhirService:
         current: StoredVersion | None,
         expected: int | None,
         method: str,
+        references: Walked | None = None,
     ) -> WriteResult:
         current_version = current.version if current else 0
         if expected is not None and expected != current_version:
             raise precondition_failed(
                 f"{resource['resourceType']}/{resource['id']} is at version {current_version}, not {expected}"
             )
-        stored = await self._write(tx, ctx, resource, current_version + 1, method, current)
+        stored = await self._write(tx, ctx, resource, current_version + 1, method, current, references)
         return WriteResult(201 if current is None or current.deleted else 200, stored)
 
     @staticmethod
@@ -558,8 +615,8 @@ class FhirService:
                 check_id(body_id, f"{resource_type}.id")
                 match = await t.current(resource_type, body_id)
             target_id = match.id if match else str(uuid.uuid4())
-            prepared = self._prepare(resource, target_id)
-            return await self._update_current(t, ctx, prepared, match, expected, "PUT")
+            prepared, references = self._prepare(resource, target_id)
+            return await self._update_current(t, ctx, prepared, match, expected, "PUT", references)
 
     @_retried_on_conflict
     async def patch(
@@ -590,8 +647,8 @@ class FhirService:
             patched = apply(original, operations)
             self.check_target(patched, resource_type, resource_id)
             expected = _expected_version(if_match)
-            prepared = self._prepare(patched, resource_id)
-            return await self._update_current(t, ctx, prepared, current, expected, "PATCH")
+            prepared, references = self._prepare(patched, resource_id)
+            return await self._update_current(t, ctx, prepared, current, expected, "PATCH", references)
 
     @_retried_on_conflict
     async def conditional_patch(
@@ -656,6 +713,7 @@ class FhirService:
             await tx.write(tombstone, {}, ctx.trace_id)
         except VersionConflict as exc:
             raise conflict(str(exc)) from None
+        await self.integrity.deletes(tx, current.resource_type, current.id)
         await self._changed(ctx, Interaction.DELETE, tombstone, resource, tx)
         return WriteResult(204, tombstone)
 

@@ -120,6 +120,21 @@ class StoreTransaction(ABC):
     async def find_ids(self, resource_type: str, criteria: list[tuple[str, str]]) -> list[str]:
         """Ids of live resources matching all criteria, for conditional interactions."""
 
+    async def live(self, resource_type: str, resource_id: str) -> bool:
+        """Whether the resource exists and is not deleted, as this transaction sees it, and stays so
+        until it commits (a reference's target: the referential-integrity check)."""
+        current = await self.current(resource_type, resource_id)
+        return current is not None and not current.deleted
+
+    async def referrers(
+        self, targets: list[tuple[str, str]], params: list[tuple[str, str]], limit: int
+    ) -> list[tuple[str, str]]:
+        """(target `Type/id`, referrer `Type/id`) for live resources whose reference search parameters
+        (`params`: (type, code) pairs) hold a relative reference to one of `targets`, as this transaction
+        sees them after its own writes; at most `limit` per target. No resource may start referring to a
+        target before the transaction commits."""
+        raise NotImplementedError(f"{type(self).__name__} cannot find referrers yet")
+
     async def match_ids(
         self, resource_type: str, criteria: list[tuple[str, str]], plan: "SearchPlan", limit: int
     ) -> list[str]:

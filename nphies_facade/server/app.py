@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
             security.authorizer,
             security.auditor,
             validate_own=settings.validate_own_resources,
+            referential_integrity=settings.referential_integrity == "strict",
         )
         security.start(app.state.service)
         await app.state.service.open()

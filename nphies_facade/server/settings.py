@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     # Also validate the resources the server builds itself (Tasks, exchange records, events); the
     # test suite turns it on, so a server-built resource that breaks R4 fails the tests.
     validate_own_resources: bool = False
+    # strict: a reference to a resource of this server must name one that exists, and a resource others
+    # refer to cannot be deleted (409); off: neither is checked (the reference format and type still are).
+    referential_integrity: Literal["strict", "off"] = "strict"
     # Freeze what start-up loaded and collect the youngest generation less often (see app.py); the test
     # suite, which starts many apps in one process, turns it off.
     gc_tuning: bool = True

@@ -33,6 +33,7 @@ async def run(settings: Settings) -> None:
         security.authorizer,
         security.auditor,
         validate_own=settings.validate_own_resources,
+        referential_integrity=settings.referential_integrity == "strict",
     )
     security.start(service)
     await service.open()

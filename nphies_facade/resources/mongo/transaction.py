@@ -104,6 +104,35 @@ class MongoTransaction(StoreTransaction):
         if not stored:
             raise VersionConflict(f"{key} is no longer at version {version.version - 1}")
 
+    async def live(self, resource_type: str, resource_id: str) -> bool:
+        """Marks the live target written (a counter), so a transaction deleting it meanwhile collides
+        with this one: a snapshot read alone would let both commit."""
+        with transient_as_conflict():
+            result = await self.collections.resources.update_one(
+                {"_id": resource_key(resource_type, resource_id), "deleted": False},
+                {"$inc": {"referenced": 1}},
+                session=self.session,
+            )
+        return result.matched_count == 1
+
+    async def referrers(
+        self, targets: list[tuple[str, str]], params: list[tuple[str, str]], limit: int
+    ) -> list[tuple[str, str]]:
+        types = sorted({kind for kind, _ in params})
+        codes = sorted({code for _, code in params})
+        found = []
+        for resource_type, resource_id in targets:
+            target = resource_key(resource_type, resource_id)
+            match = {"p": {"$in": codes}, "s1": resource_id, "s2": resource_type, "s3": target}
+            cursor = self.collections.resources.find(
+                {"type": {"$in": types}, "deleted": False, "idx": {"$elemMatch": match}},
+                {"type": True, "id": True},
+                session=self.session,
+            ).limit(limit)
+            with transient_as_conflict():
+                found += [(target, resource_key(doc["type"], doc["id"])) async for doc in cursor]
+        return found
+
     async def find_ids(self, resource_type: str, criteria: list[tuple[str, str]]) -> list[str]:
         with transient_as_conflict():
             await lock_condition(self.collections.conditions, resource_type, criteria, self.session)

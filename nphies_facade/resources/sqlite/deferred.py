@@ -82,6 +82,22 @@ class DeferredTransaction(StoreTransaction):
         self._unit.reads.setdefault((resource_type, resource_id), found.version if found else None)
         return found
 
+    async def live(self, resource_type: str, resource_id: str) -> bool:
+        """Read from the committed state unless queued; the commit checks it is still live (an update
+        of the target meanwhile is no conflict)."""
+        if self._tx is not None:
+            return await self._tx.live(resource_type, resource_id)
+        queued = self._queued.get((resource_type, resource_id))
+        if queued is not None:
+            return not queued.deleted
+        alive = self._store._committed_live(resource_type, resource_id)
+        if alive:
+            self._unit.live.add((resource_type, resource_id))
+        return alive
+
+    async def referrers(self, targets, params, limit: int) -> list[tuple[str, str]]:
+        return await (await self._locked()).referrers(targets, params, limit)
+
     async def write(self, v: StoredVersion, index: IndexValues, trace_id: str) -> OutboxEvent | None:
         """None while deferred: the event exists once the unit commits."""
         prepared = prepare_index(index)

@@ -35,10 +35,12 @@ CHECKPOINT_EVERY = 0.5  # seconds between background WAL checkpoints while batch
 
 @dataclass(slots=True)
 class Unit:
-    """`reads`: (type, id) -> version read (None: absent); `positions`: type -> latest position read."""
+    """`reads`: (type, id) -> version read (None: absent); `live`: resources read as live (referenced),
+    which must still be; `positions`: type -> latest position read."""
 
     ops: list[Op]
     reads: Reads = field(default_factory=dict)
+    live: set[tuple[str, str]] = field(default_factory=set)
     positions: dict[str, int] = field(default_factory=dict)
     types: set[str] = field(default_factory=set)
 
@@ -51,6 +53,12 @@ def check_reads(db: sqlite3.Connection, unit: Unit) -> None:
         ).fetchone()
         if (row[0] if row else None) != version:
             raise TransientConflict(f"{resource_type}/{resource_id} changed since it was read")
+    for resource_type, resource_id in unit.live:
+        row = db.execute(
+            "SELECT deleted FROM resources WHERE type = ? AND id = ?", (resource_type, resource_id)
+        ).fetchone()
+        if row is None or row[0]:
+            raise TransientConflict(f"{resource_type}/{resource_id} was deleted since it was read")
     for resource_type, position in unit.positions.items():
         if latest_position(db, resource_type) != position:
             raise TransientConflict(f"{resource_type} resources changed since they were read")

@@ -22,6 +22,7 @@ from .connection import WriteLock, begin, commit, rollback, run_on_connection
 from .deferred import DeferredTransaction
 from .group_commit import GroupCommit
 from .ledger import SqliteLedger
+from .referrers import referrers
 from .schema import PRAGMAS, SCHEMA
 from .search_exec import TypeWatch, latest_position, replace_index, resolve_pids, run_ids, run_search, scan
 from .search_sql import SQL_FUNCTIONS
@@ -185,6 +186,14 @@ class SqliteTransaction(StoreTransaction):
     async def find_ids(self, resource_type: str, criteria: list[tuple[str, str]]) -> list[str]:
         return await _find_ids(self._conn, self._params, resource_type, criteria)
 
+    async def referrers(
+        self, targets: list[tuple[str, str]], params: list[tuple[str, str]], limit: int
+    ) -> list[tuple[str, str]]:
+        return await run_on_connection(self._conn, self._referrers, targets, params, limit)
+
+    def _referrers(self, db, targets, params, limit) -> list[tuple[str, str]]:
+        return referrers(db, self._params.resolve_sync(db, params), targets, limit)
+
 
 def _create_schema(db: sqlite3.Connection, lock: WriteLock) -> None:
     """Under the write lock, so server processes starting together on a new file do not collide."""
@@ -288,6 +297,12 @@ class SqliteStore(Store):
     async def _committed_current(self, resource_type: str, resource_id: str) -> StoredVersion | None:
         rows = self._sync.execute(_CURRENT_SQL, (resource_type, resource_id)).fetchall()
         return _version(rows[0], rows[0][6]) if rows else None
+
+    def _committed_live(self, resource_type: str, resource_id: str) -> bool:
+        row = self._sync.execute(
+            "SELECT deleted FROM resources WHERE type = ? AND id = ?", (resource_type, resource_id)
+        ).fetchone()
+        return row is not None and not row[0]
 
     async def read(self, resource_type: str, resource_id: str) -> StoredVersion | None:
         rows = self._sync.execute(
