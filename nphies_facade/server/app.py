@@ -27,6 +27,7 @@ from . import (
     rest,
     search_routes,
     subscription_routes,
+    validate_routes,
     workflow_routes,
     workflow_wiring,
 )
@@ -171,6 +172,7 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
             security=capability_security(request.app.state.security),
             resource_operations=operation_catalog.resource_operations(),
             nphies=nphies_wiring.capability_note(settings),
+            every_type_operations=[validate_routes.VALIDATE_OPERATION],
         )
         return FhirResponse(statement)
 
@@ -184,6 +186,7 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
     if simulator is not None:
         app.mount(nphies_wiring.SIMULATOR_PATH, simulator)
     app.include_router(operation_routes.router)
+    app.include_router(validate_routes.router)
     app.include_router(workflow_routes.router)
     app.include_router(rest.router)
     app.include_router(search_routes.type_router)

@@ -66,9 +66,11 @@ def capability_statement(
     security: dict | None = None,
     resource_operations: dict[str, list[dict]] | None = None,
     nphies: dict | None = None,
+    every_type_operations: list[dict] | None = None,
 ) -> dict:
     """`nphies` ({"sandbox": bool, "endpoint": url}) says where NPHIES messages go; a sandbox is named in
-    the implementation description, an extension and the documentation of each resource operation."""
+    the implementation description, an extension and the documentation of each resource operation.
+    `every_type_operations` (such as $validate) are listed for every resource type."""
     reverse = _reverse_includes(registry) if search_types is not None else None
     searching = SYSTEM_SEARCH_INTERACTIONS if search_types is not None else ()
     rest: dict = {
@@ -81,8 +83,9 @@ def capability_statement(
     sandbox = bool(nphies and nphies.get("sandbox"))
     for entry in rest["resource"]:
         found = (resource_operations or {}).get(entry["type"])
-        if found:
-            entry["operation"] = [_sandboxed(o) if sandbox else o for o in found]
+        listed = [_sandboxed(o) if sandbox else o for o in found or ()]
+        if listed or every_type_operations:
+            entry["operation"] = [*(every_type_operations or ()), *listed]
         if entry["type"] == "Subscription":
             entry["extension"] = capability_extensions()
     if security:

@@ -344,3 +344,87 @@ def test_with_integrity_off_dangling_references_and_referenced_deletions_pass(le
 def test_with_integrity_off_malformed_and_wrong_type_references_are_still_refused(lenient):
     _refused(lenient.post("/Observation", json=_observation("Patien/1")), 400)
     _refused(lenient.post("/Observation", json=_observation("Organization/1")), 400)
+
+
+# ----- $validate -----
+
+NPHIES_PATIENT = "http://nphies.sa/fhir/ksa/nphies-fs/StructureDefinition/patient|1.0.0"
+
+
+def _validated(client: httpx.Client, path: str, body: dict) -> list[dict]:
+    answer = client.post(path, json=body)
+    assert answer.status_code == 200, answer.text
+    outcome = answer.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    return outcome["issue"]
+
+
+def _parameters(resource: dict | None = None, mode: str | None = None, profile: str | None = None) -> dict:
+    parameter: list[dict] = []
+    if resource is not None:
+        parameter.append({"name": "resource", "resource": resource})
+    if mode is not None:
+        parameter.append({"name": "mode", "valueCode": mode})
+    if profile is not None:
+        parameter.append({"name": "profile", "valueUri": profile})
+    return {"resourceType": "Parameters", "parameter": parameter}
+
+
+def test_validate_answers_all_ok_for_a_valid_resource_and_stores_nothing(strict, known):
+    observation, tag = _tagged(_observation(f"Patient/{known['patient']}"))
+    issues = _validated(strict, "/Observation/$validate", observation)
+    assert [(i["severity"], i["diagnostics"]) for i in issues] == [("information", "All OK")]
+    assert _stored(strict, "Observation", tag) == 0
+
+
+def test_validate_lists_every_issue_of_an_invalid_resource(strict):
+    observation, tag = _tagged(_observation("Patient/missing-one", performer=[{"reference": "Foo/1"}]))
+    observation["status"] = 7
+    issues = _validated(strict, "/Observation/$validate", _parameters(observation, "create"))
+    assert issues and all(i["severity"] == "error" for i in issues)
+    assert _stored(strict, "Observation", tag) == 0
+    references = {**observation, "status": "final"}
+    issues = _validated(strict, "/Observation/$validate", references)
+    text = json.dumps(issues)
+    assert "Patient/missing-one" in text and "Foo" in text and len(issues) == 2
+
+
+def test_validate_at_instance_level_checks_the_id_for_an_update(strict, known):
+    observation = _observation(f"Patient/{known['patient']}")
+    issues = _validated(
+        strict, "/Observation/abc/$validate", _parameters({**observation, "id": "xyz"}, "update")
+    )
+    assert issues[0]["severity"] == "error" and "xyz" in issues[0]["diagnostics"]
+    issues = _validated(
+        strict, "/Observation/abc/$validate", _parameters({**observation, "id": "abc"}, "update")
+    )
+    assert issues[0]["severity"] == "information"
+
+
+def test_validate_in_delete_mode_names_the_referrers(strict):
+    patient = _patient(strict)
+    observation = _created(strict, _observation(f"Patient/{patient}"))
+    issues = _validated(strict, f"/Patient/{patient}/$validate", _parameters(mode="delete"))
+    assert issues[0]["severity"] == "error" and f"Observation/{observation}" in issues[0]["diagnostics"]
+    lonely = _patient(strict)
+    issues = _validated(strict, f"/Patient/{lonely}/$validate", _parameters(mode="delete"))
+    assert issues[0]["severity"] == "information"
+    assert strict.get(f"/Patient/{lonely}").status_code == 200
+
+
+def test_validate_against_an_nphies_profile(strict):
+    bare = {"resourceType": "Patient", "active": True}
+    assert _validated(strict, "/Patient/$validate", bare)[0]["severity"] == "information"
+    issues = _validated(strict, "/Patient/$validate", _parameters(bare, profile=NPHIES_PATIENT))
+    assert issues and all(i["severity"] == "error" for i in issues)
+    assert any("Patient.identifier" in " ".join(i.get("expression", [])) for i in issues), issues
+    unknown = _validated(
+        strict, "/Patient/$validate", _parameters(bare, profile="http://example.org/StructureDefinition/x")
+    )
+    assert unknown[0]["severity"] == "error"
+
+
+def test_validate_is_listed_in_the_capability_statement(strict):
+    statement = strict.get("/metadata").json()
+    for entry in statement["rest"][0]["resource"]:
+        assert "validate" in {operation["name"] for operation in entry.get("operation", [])}, entry["type"]
