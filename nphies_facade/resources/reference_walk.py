@@ -211,12 +211,14 @@ class ReferenceWalk:
         return expression(self.root, [*self.path, "reference"])
 
     def _issue(self, code: str, message: str) -> None:
-        self.found.issues.append(Issue(code, message, expression=self._where()))
+        """An issue whose message follows the element's FHIRPath (`Claim.patient.reference refers ...`)."""
+        where = self._where()
+        self.found.issues.append(Issue(code, f"{where} {message}", expression=where))
 
     def _reference(self, node: dict, value: str, scope: _Scope, allowed: list | None) -> None:
         if value.startswith("#"):
             if value != "#" and value[1:] not in scope.contained:
-                self._issue("not-found", f"{value} names no contained resource of this resource")
+                self._issue("not-found", f"is {value}, which names no contained resource of this resource")
             return
         found = self.target(value)
         if found is not None:
@@ -245,14 +247,14 @@ class ReferenceWalk:
             return
         self._issue(
             "invalid",
-            f"{value!r} is not a reference: expected Type/id, an absolute URL, a conditional reference "
-            "Type?criteria or #id of a contained resource",
+            f"is {value!r}, which is not a reference: expected Type/id, an absolute URL, a conditional "
+            "reference Type?criteria or #id of a contained resource",
         )
 
     def _known(self, kind: str, value: str) -> bool:
         if kind in KNOWN_TYPES:
             return True
-        self._issue("invalid", f"{value!r} names {kind}, which is not an R4 resource type")
+        self._issue("invalid", f"is {value!r}, but {kind} is not an R4 resource type")
         return False
 
     def _allowed(self, kind: str, allowed: list | None) -> bool:

@@ -85,7 +85,7 @@ def capability_statement(
         found = (resource_operations or {}).get(entry["type"])
         listed = [_sandboxed(o) if sandbox else o for o in found or ()]
         if listed or every_type_operations:
-            entry["operation"] = [*(every_type_operations or ()), *listed]
+            entry["operation"] = [*listed, *(every_type_operations or ())]
         if entry["type"] == "Subscription":
             entry["extension"] = capability_extensions()
     if security:

@@ -417,6 +417,19 @@ class Engine:
 
     # ----- writing -----
 
+    async def _ensure_queue(self, ctx: RequestContext, tx: StoreTransaction, task: dict) -> None:
+        """A person Task owned by a CareTeam (a work queue named in the journey settings, such as
+        CareTeam/eligibility-review) creates that team the first time work is queued for it: under
+        referential integrity a Task's owner must exist. People (Practitioner, PractitionerRole) must."""
+        owner = (task.get("owner") or {}).get("reference")
+        kind, _, team_id = owner.partition("/") if isinstance(owner, str) else ("", "", "")
+        if kind != "CareTeam" or not team_id or await tx.live(kind, team_id):
+            return
+        if await tx.current(kind, team_id) is not None:
+            return  # deleted on purpose: the Task write names it and is refused
+        queue = {"resourceType": kind, "id": team_id, "status": "active", "name": team_id}
+        await self.service.update(ctx, kind, team_id, queue, tx=tx)
+
     async def commit(
         self,
         stored: StoredVersion,
@@ -441,6 +454,7 @@ class Engine:
                 ctx, "Task", stored.id, copy_json(change.task), if_match=f'W/"{version}"', tx=tx
             )
             for resource_id, resource in change.creates:
+                await self._ensure_queue(ctx, tx, resource)
                 await self.service.create(ctx, copy_json(resource), tx=tx, resource_id=resource_id)
             for name, focus, data in change.events:
                 await emit(self.service, name, focus, ctx=ctx, tx=tx, data=data)

@@ -1,6 +1,5 @@
 """Test material: resources from the official NPHIES samples, stored in the server under fresh ids."""
 
-import asyncio
 import copy
 import uuid
 from dataclasses import dataclass
@@ -62,11 +61,15 @@ def material(sample: str, **changes) -> Material:
 
 
 async def store(client: httpx.AsyncClient, found: Material) -> None:
-    async def put(key: str, resource: dict) -> None:
-        response = await client.put(f"/{key}", json=resource)
-        assert response.status_code in (200, 201), (key, response.text)
-
-    await asyncio.gather(*(put(key, resource) for key, resource in found.resources.items()))
+    """One transaction of PUTs: the resources refer to each other (referential integrity holds at its end)."""
+    entries = [
+        {"resource": resource, "request": {"method": "PUT", "url": key}}
+        for key, resource in found.resources.items()
+    ]
+    response = await client.post(
+        "/", json={"resourceType": "Bundle", "type": "transaction", "entry": entries}
+    )
+    assert response.status_code == 200, response.text
 
 
 def parameters(**values: str) -> dict:

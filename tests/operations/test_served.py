@@ -70,8 +70,8 @@ async def test_capability_statement_and_start_up_log_say_the_sandbox_is_in_use(c
     ]
     assert "NPHIES SANDBOX" in statement["implementation"]["description"]
     resources = {r["type"]: r for r in statement["rest"][0]["resource"]}
-    assert [o["name"] for o in resources["Claim"]["operation"]] == ["submit", "cancel"]
-    assert [o["name"] for o in resources["Coverage"]["operation"]] == ["eligibility"]
+    assert [o["name"] for o in resources["Claim"]["operation"]] == ["submit", "cancel", "validate"]
+    assert [o["name"] for o in resources["Coverage"]["operation"]] == ["eligibility", "validate"]
     assert "SANDBOX" in resources["Task"]["operation"][0]["documentation"]
     assert "NPHIES SANDBOX" in served.log.read_text()
 

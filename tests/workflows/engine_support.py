@@ -97,11 +97,21 @@ async def toy_server(
         async with httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=30
         ) as client:
+            await _people(client)
             yield Toys(client, clock, app)
     finally:
         server.should_exit = True
         await serving
         toy_workflows.uninstall()
+
+
+async def _people(client: httpx.AsyncClient) -> None:
+    """The reviewer and supervisor the toy workflows' human steps are owned by (referential integrity:
+    a Task's owner must exist)."""
+    for reference in (toy_workflows.REVIEWER, toy_workflows.SUPERVISOR):
+        resource_type, resource_id = reference.split("/")
+        answer = await client.put(f"/{reference}", json={"resourceType": resource_type, "id": resource_id})
+        assert answer.status_code in (200, 201), answer.text
 
 
 def entries(bundle: dict) -> list[dict]:

@@ -32,6 +32,29 @@ def claim() -> dict:
     }
 
 
+PARTIES = {
+    "Patient/p1": {"resourceType": "Patient", "id": "p1"},
+    "Organization/o1": {"resourceType": "Organization", "id": "o1", "name": "Provider"},
+    "Coverage/c1": {
+        "resourceType": "Coverage",
+        "id": "c1",
+        "status": "active",
+        "beneficiary": {"reference": "Patient/p1"},
+        "payor": [{"reference": "Organization/o1"}],
+    },
+}
+
+
+async def post_claim(api) -> dict:
+    """A Claim, after the patient, provider and coverage it names (referential integrity)."""
+    for key, resource in PARTIES.items():
+        answer = await api.put(f"/{key}", json=resource)
+        assert answer.status_code in (200, 201), answer.text
+    created = await api.post("/Claim", json=claim())
+    assert created.status_code == 201, created.text
+    return created.json()
+
+
 async def claim_paid(app, claim_id: str, task: dict) -> None:
     """The Task write and the event it causes, in one transaction (as the engine does)."""
     service = app.state.service
@@ -42,7 +65,7 @@ async def claim_paid(app, claim_id: str, task: dict) -> None:
 
 
 async def test_a_topic_subscriber_gets_a_backport_notification_with_the_focus(api, events_app, receiver):
-    created = (await api.post("/Claim", json=claim())).json()
+    created = await post_claim(api)
     task = (
         await api.post("/Task", json={"resourceType": "Task", "status": "in-progress", "intent": "order"})
     ).json()
@@ -81,7 +104,7 @@ async def test_a_topic_subscriber_gets_a_backport_notification_with_the_focus(ap
 
 
 async def test_a_rolled_back_write_emits_nothing(api, events_app, receiver):
-    created = (await api.post("/Claim", json=claim())).json()
+    created = await post_claim(api)
     task = (
         await api.post("/Task", json={"resourceType": "Task", "status": "in-progress", "intent": "order"})
     ).json()
@@ -106,8 +129,8 @@ async def test_a_rolled_back_write_emits_nothing(api, events_app, receiver):
 
 
 async def test_a_focus_filter_selects_the_events_about_one_resource(api, events_app, receiver):
-    first = (await api.post("/Claim", json=claim())).json()
-    second = (await api.post("/Claim", json=claim())).json()
+    first = await post_claim(api)
+    second = await post_claim(api)
     criteria = f"{topic_url('claim.submitted')}?focus=Claim/{second['id']}"
     sub = await subscribe(api, rest_hook(receiver.url + "/events", criteria, payload=True))
     service = events_app.state.service
@@ -120,7 +143,7 @@ async def test_a_focus_filter_selects_the_events_about_one_resource(api, events_
 
 
 async def test_an_event_carries_the_trace_id_of_the_write_that_caused_it(api, events_app):
-    created = (await api.post("/Claim", json=claim())).json()
+    created = await post_claim(api)
     service = events_app.state.service
     ctx = RequestContext(actor="test", scopes=("system/*.*",), trace_id="4bf92f3577b34da6a3ce929d0e0e4736")
     await emit(service, "claim.adjudicated", f"Claim/{created['id']}", ctx=ctx)

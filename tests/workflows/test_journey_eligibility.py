@@ -81,7 +81,7 @@ async def _not_eligible(served: Harness) -> tuple[synthetic.Registration, dict, 
 
 async def test_not_eligible_opens_a_review_that_a_person_approves(served: Harness):
     registration, task, review = await _not_eligible(served)
-    assert review["owner"]["reference"] == "Group/eligibility-review"
+    assert review["owner"]["reference"] == "CareTeam/eligibility-review"
     deadline = review["restriction"]["period"]["end"]
     assert deadline == task["restriction"]["period"]["end"]
     assert await events(served.client, "eligibility.failed", registration.patient)
@@ -122,7 +122,7 @@ async def test_a_review_left_past_its_sla_is_escalated(served: Harness):
     )
     assert escalated["status"] == "on-hold"
     owners = {t["owner"]["reference"] for t in await person_tasks(served.client, task["id"]) if "owner" in t}
-    assert owners == {"Group/eligibility-review", "Group/revenue-cycle-supervisors"}
+    assert owners == {"CareTeam/eligibility-review", "CareTeam/revenue-cycle-supervisors"}
     breached = await served.client.get("/Basic", params={"subject": f"Task/{task['id']}"})
     codes = {c["code"] for e in breached.json().get("entry", []) for c in e["resource"]["code"]["coding"]}
     assert "sla.breached" in codes

@@ -12,9 +12,9 @@ class JourneySettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="NPHIES_FACADE_", extra="ignore")
 
-    eligibility_review_owner: str = "Group/eligibility-review"
+    eligibility_review_owner: str = "CareTeam/eligibility-review"
     eligibility_review_sla_hours: float = Field(4.0, gt=0)
-    eligibility_escalation_owner: str = "Group/revenue-cycle-supervisors"
+    eligibility_escalation_owner: str = "CareTeam/revenue-cycle-supervisors"
     claim_appeal_days: int = Field(30, ge=0)
     claim_payment_wait_days: float = Field(60.0, gt=0)
     # productOrService codes (system|code or code) whose items need a prior authorization reference.
