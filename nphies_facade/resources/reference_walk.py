@@ -19,7 +19,7 @@ they name resources elsewhere.
 
 import re
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import orjson
@@ -101,20 +101,33 @@ class Walked:
             raise FhirError(400, self.issues)
 
 
-@dataclass(slots=True)
-class _Scope:
-    """Where the walk is: the resource (or datatype) whose element table applies, the element path below
-    it in JSON names, and the ids `#id` may name."""
-
-    context: str
-    element: str
-    contained: frozenset[str]
-    nested: bool  # in a resource inside another (a Bundle's entry): its references are that one's
+@lru_cache(maxsize=65536)
+def _step(context: str, element: str, key: str) -> tuple[str, str, tuple[str, ...] | None]:
+    """From an element (`element` below the type or datatype `context`) to its child `key`: the child's
+    context and element path, and for a Reference the types it may name (None: any)."""
+    if key in EXTENSIONS or key.startswith("_"):
+        return ("Extension" if key in EXTENSIONS else "Element"), "", None
+    child = f"{element}.{key}" if element else key
+    entries = target_table().get(context)
+    entry = entries.get(child) if entries is not None else None
+    while isinstance(entry, str) and entry.startswith("#"):
+        child = entry[1:]
+        entry = entries.get(child)
+    if isinstance(entry, list):
+        return "Reference", "", tuple(entry)
+    if isinstance(entry, str):  # '@Datatype'
+        return entry[1:], "", None
+    return context, child, None
 
 
 class ReferenceWalk:
     """Walks one resource (or JSON Patch document): rewrites references to Bundle entries, checks every
-    reference, collects conditional and local ones. `targets` None: not inside a Bundle."""
+    reference, collects conditional and local ones. `targets` None: not inside a Bundle.
+
+    Where the walk is: `context` (the resource or datatype whose element table applies) and `element`
+    (the path below it in JSON names) travel with it; `contained` (the ids `#id` may name) and `nested`
+    (in a resource inside another, a Bundle's entry: its references are that one's) change only where
+    a resource begins."""
 
     def __init__(
         self,
@@ -127,83 +140,67 @@ class ReferenceWalk:
         self.root = root
         self.path: Path_ = []
         self.found = Walked()
-        self.table = target_table()
+        self.contained: frozenset[str] = frozenset()
+        self.nested = False
 
     def walk(self, document: object) -> Walked:
         """Rewrites in place; returns what was found. A JSON Patch document (a list) is walked without
         element tables (its values' places are not known here)."""
         if isinstance(document, dict):
             kind = document.get("resourceType")
-            scope = _Scope(kind if isinstance(kind, str) else "", "", _contained_ids(document), False)
-            self._object(document, scope, None)
+            self.contained = _contained_ids(document)
+            self._object(document, kind if isinstance(kind, str) else "", "", None)
         elif isinstance(document, list):
-            self._list(document, _Scope("", "", frozenset(), False), None)
+            self._list(document, "", "", None)
         return self.found
 
     # ----- the walk -----
 
-    def _list(self, node: list, scope: _Scope, allowed: list | None) -> None:
+    def _list(self, node: list, context: str, element: str, allowed: tuple | None) -> None:
         path = self.path
         for index, item in enumerate(node):
             if isinstance(item, dict):
                 path.append(index)
-                self._object(item, scope, allowed)
+                self._object(item, context, element, allowed)
                 path.pop()
             elif isinstance(item, list):
                 path.append(index)
-                self._list(item, scope, allowed)
+                self._list(item, context, element, allowed)
                 path.pop()
 
-    def _object(self, node: dict, scope: _Scope, allowed: list | None) -> None:
+    def _object(self, node: dict, context: str, element: str, allowed: tuple | None) -> None:
         path = self.path
         for key, value in node.items():
             if isinstance(value, dict | list):
                 path.append(key)
-                self._child(key, value, scope)
+                self._child(key, value, context, element)
                 path.pop()
             elif key == "reference" and isinstance(value, str):
-                self._reference(node, value, scope, allowed)
+                self._reference(node, value, allowed)
             elif key == "div" and isinstance(value, str) and '="' in value and self.targets is not None:
                 node[key] = NARRATIVE_LINK.sub(self._link, value)
 
-    def _child(self, key: str, value: dict | list, scope: _Scope) -> None:
+    def _child(self, key: str, value: dict | list, context: str, element: str) -> None:
         kind = value.get("resourceType") if isinstance(value, dict) else None
-        if isinstance(kind, str):  # a resource inside this one
-            contained = scope.contained if key == "contained" else _contained_ids(value)
-            inner = _Scope(kind, "", contained, scope.nested or key != "contained")
-            self._object(value, inner, None)
+        if isinstance(kind, str):  # a resource inside this one (a Bundle's entry, a Parameters value)
+            saved = self.contained, self.nested
+            self.contained, self.nested = _contained_ids(value), True
+            self._object(value, kind, "", None)
+            self.contained, self.nested = saved
             return
         if key == "contained" and isinstance(value, list):
             for index, item in enumerate(value):
                 kind = item.get("resourceType") if isinstance(item, dict) else None
                 if isinstance(kind, str):
                     self.path.append(index)
-                    self._object(item, _Scope(kind, "", scope.contained, scope.nested), None)
+                    self._object(item, kind, "", None)
                     self.path.pop()
             return
-        inner, allowed = self._scope_of(key, scope)
+        inner, below, allowed = _step(context, element, key)
         if isinstance(value, dict):
-            self._object(value, inner, allowed)
+            self._object(value, inner, below, allowed)
         else:
-            self._list(value, inner, allowed)
-
-    def _scope_of(self, key: str, scope: _Scope) -> tuple[_Scope, list | None]:
-        """The scope of an element's value and, for a Reference, the types it may name (None: any)."""
-        if key in EXTENSIONS or key.startswith("_"):
-            return _Scope(
-                "Extension" if key in EXTENSIONS else "Element", "", scope.contained, scope.nested
-            ), None
-        element = f"{scope.element}.{key}" if scope.element else key
-        entries = self.table.get(scope.context)
-        entry = entries.get(element) if entries is not None else None
-        while isinstance(entry, str) and entry.startswith("#"):
-            element = entry[1:]
-            entry = entries.get(element)
-        if isinstance(entry, list):
-            return _Scope("Reference", "", scope.contained, scope.nested), entry
-        if isinstance(entry, str):  # '@Datatype'
-            return _Scope(entry[1:], "", scope.contained, scope.nested), None
-        return _Scope(scope.context, element, scope.contained, scope.nested), None
+            self._list(value, inner, below, allowed)
 
     # ----- one reference -----
 
@@ -215,29 +212,29 @@ class ReferenceWalk:
         where = self._where()
         self.found.issues.append(Issue(code, f"{where} {message}", expression=where))
 
-    def _reference(self, node: dict, value: str, scope: _Scope, allowed: list | None) -> None:
+    def _reference(self, node: dict, value: str, allowed: tuple | None) -> None:
         if value.startswith("#"):
-            if value != "#" and value[1:] not in scope.contained:
+            if value != "#" and value[1:] not in self.contained:
                 self._issue("not-found", f"is {value}, which names no contained resource of this resource")
             return
         found = self.target(value)
         if found is not None:
             node["reference"] = value = found
         elif value.startswith(BUNDLE_LOCAL_PREFIXES):
-            if not scope.nested:
+            if not self.nested:
                 unresolved = self.targets.unresolved if self.targets is not None else OUTSIDE_BUNDLE
                 self._issue("not-found", f"refers to {value}, {unresolved}")
             return
         relative = RELATIVE.fullmatch(value)
         if relative is not None:
             kind = relative.group(1)
-            if self._known(kind, value) and self._allowed(kind, allowed) and not scope.nested:
+            if self._known(kind, value) and self._allowed(kind, allowed) and not self.nested:
                 self.found.local.append((f"{kind}/{relative.group(2)}", self._where()))
             return
         conditional = CONDITIONAL_REFERENCE.fullmatch(value)
         if conditional is not None:
             kind = conditional.group(1)
-            if self._known(kind, value) and self._allowed(kind, allowed) and not scope.nested:
+            if self._known(kind, value) and self._allowed(kind, allowed) and not self.nested:
                 self.found.conditional.append((node, self._where()))
             return
         if ABSOLUTE.fullmatch(value):
@@ -257,7 +254,7 @@ class ReferenceWalk:
         self._issue("invalid", f"is {value!r}, but {kind} is not an R4 resource type")
         return False
 
-    def _allowed(self, kind: str, allowed: list | None) -> bool:
+    def _allowed(self, kind: str, allowed: tuple | None) -> bool:
         if not allowed or kind in allowed:
             return True
         self._issue(
