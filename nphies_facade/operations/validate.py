@@ -22,6 +22,8 @@ from ..resources.service import FhirService, parse_criteria
 from ..resources.validation import require_resource, validate_resource
 
 MODES = ("create", "update", "delete")
+# Validating needs what the write would: the caller learns what a write would (targets that exist).
+MODE_INTERACTIONS = {"create": Interaction.CREATE, "update": Interaction.UPDATE, "delete": Interaction.DELETE}
 R4_PROFILE_BASE = "http://hl7.org/fhir/StructureDefinition/"
 ALL_OK = "All OK"
 
@@ -66,8 +68,8 @@ class Validation:
     async def validate(
         self, ctx: RequestContext, resource_type: str, resource_id: str | None, body: object
     ) -> dict:
-        await self.service.authorize(ctx, Interaction.OPERATION, resource_type)
         resource, mode, profile = read_validate_parameters(body, resource_type)
+        await self.service.authorize(ctx, MODE_INTERACTIONS[mode or "create"], resource_type)
         if mode == "delete":
             issues = await self._delete_issues(resource_type, resource_id)
         elif resource is None:
