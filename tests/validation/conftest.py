@@ -32,5 +32,13 @@ def r4_resources(r4_examples: list[Path]) -> dict[str, dict]:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    """The suite's settings without the rate limit: these tests send hundreds of requests in a row."""
-    return Settings(data_dir=tmp_path / "data", base_url="http://fhir.test", auth="off", rate_limit=0)
+    """The suite's settings without the rate limit: these tests send hundreds of requests in a row.
+    Referential integrity is off: the examples and corpora here refer to resources they never create
+    (tests/integration/test_references_http.py covers the references)."""
+    return Settings(
+        data_dir=tmp_path / "data",
+        base_url="http://fhir.test",
+        auth="off",
+        rate_limit=0,
+        referential_integrity="off",
+    )
