@@ -25,7 +25,7 @@ from pathlib import Path
 import orjson
 
 from .errors import FhirError, Issue
-from .types import R4_RESOURCE_TYPES
+from .types import supported_types
 
 TABLE_FILE = Path(__file__).with_name("data") / "reference-targets.json"
 RESTFUL_FULL_URL = re.compile(r"(https?://.+)/([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})")
@@ -40,7 +40,7 @@ UNRESOLVED_IN_BATCH = (
     "which cannot be resolved: the entries of a batch are independent and cannot refer to each other"
 )
 OUTSIDE_BUNDLE = "which names a Bundle entry: such references resolve only inside a transaction Bundle"
-KNOWN_TYPES = frozenset(R4_RESOURCE_TYPES)
+KNOWN_TYPES = supported_types()
 EXTENSIONS = ("extension", "modifierExtension")
 
 Path_ = list[str | int]

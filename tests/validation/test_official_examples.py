@@ -10,6 +10,7 @@ from nphies_facade.resources.r4_schema import schema_issues
 from nphies_facade.resources.types import supported_types
 
 from .examples import invalid_examples, refused_by_rules
+from .test_examples_references import refused_by_references
 
 SAMPLE_SIZE = 60
 
@@ -51,7 +52,7 @@ def _without_id_and_meta(resource: dict) -> dict:
 
 def _sample(r4_resources: dict[str, dict]) -> list[str]:
     """A fixed sample of the valid examples, with one of each R4-only type the R4B models lacked."""
-    refused = invalid_examples().keys() | refused_by_rules().keys()
+    refused = invalid_examples().keys() | refused_by_rules().keys() | refused_by_references().keys()
     valid = sorted(name for name in r4_resources if name not in refused)
     r4_only = [n for n in valid if n.startswith(("MedicinalProduct", "EffectEvidence", "RiskEvidence",
                                                   "SubstanceSpecification", "Evidence-"))]  # fmt: skip
