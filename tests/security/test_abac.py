@@ -9,6 +9,15 @@ from nphies_facade.server.auth.policy import Policy, PolicyError
 
 from .conftest import patient
 
+
+@pytest.fixture
+def secure_settings(secure_settings):
+    """Referential integrity off: the access-rule cases here refer to people and organizations that only
+    their tokens name, and delete what others refer to (tests/integration/test_references_http.py covers
+    the references)."""
+    return secure_settings.model_copy(update={"referential_integrity": "off"})
+
+
 REGION = "urn:nphies-facade:region"
 
 

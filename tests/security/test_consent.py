@@ -8,6 +8,15 @@ from nphies_facade.resources.context import RequestContext
 
 from .conftest import patient
 
+
+@pytest.fixture
+def secure_settings(secure_settings):
+    """Referential integrity off: the access-rule cases here refer to people and organizations that only
+    their tokens name, and delete what others refer to (tests/integration/test_references_http.py covers
+    the references)."""
+    return secure_settings.model_copy(update={"referential_integrity": "off"})
+
+
 SYSTEM = RequestContext.system()
 PAYMENT = {"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "HPAYMT"}
 RESEARCH = {"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "HRESCH"}

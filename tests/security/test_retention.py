@@ -10,6 +10,15 @@ from nphies_facade.resources.context import RequestContext
 from .conftest import patient
 from .test_abac import claim
 
+
+@pytest.fixture
+def secure_settings(secure_settings):
+    """Referential integrity off: the access-rule cases here refer to people and organizations that only
+    their tokens name, and delete what others refer to (tests/integration/test_references_http.py covers
+    the references)."""
+    return secure_settings.model_copy(update={"referential_integrity": "off"})
+
+
 SYSTEM = RequestContext.system()
 HOLD = {"system": "urn:nphies-facade:retention", "code": "legal-hold"}
 RULES = retention.parse_rules(

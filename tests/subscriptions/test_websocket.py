@@ -31,6 +31,19 @@ def task(owner: str, status: str = "requested") -> dict:
     }
 
 
+async def post_task(http_client, owner: str):
+    """A Task owned by an Organization, created first (referential integrity)."""
+    json_type = {"Content-Type": "application/fhir+json"}
+    organization = {"resourceType": "Organization", "id": owner}
+    assert (
+        await http_client.put(f"/Organization/{owner}", json=organization, headers=json_type)
+    ).status_code in (
+        200,
+        201,
+    )
+    return await http_client.post("/Task", json=task(owner), headers=json_type)
+
+
 async def bind(url: str, subscription_id: str):
     socket = await websockets.connect(url.replace("http", "ws") + "/websocket")
     await socket.send(f"bind {subscription_id}")
@@ -43,10 +56,8 @@ async def test_bound_clients_are_pinged_for_each_event(embedded_server, http_cli
     sub = await subscribe(http_client, websocket_subscription(f"Task?owner=Organization/{owner}"))
     first, second = await bind(embedded_server, sub), await bind(embedded_server, sub)
     try:
-        await http_client.post("/Task", json=task(owner), headers={"Content-Type": "application/fhir+json"})
-        await http_client.post(
-            "/Task", json=task("someone-else"), headers={"Content-Type": "application/fhir+json"}
-        )
+        await post_task(http_client, owner)
+        await post_task(http_client, "someone-else")
         assert await asyncio.wait_for(first.recv(), 5) == f"ping {sub}"
         assert await asyncio.wait_for(second.recv(), 5) == f"ping {sub}"
         with pytest.raises(TimeoutError):
@@ -65,9 +76,7 @@ async def test_a_deletion_pings_a_client_whose_subscription_asks_for_deletions(e
     sub = await subscribe(http_client, subscription)
     socket = await bind(embedded_server, sub)
     try:
-        created = await http_client.post(
-            "/Task", json=task(owner), headers={"Content-Type": "application/fhir+json"}
-        )
+        created = await post_task(http_client, owner)
         assert await asyncio.wait_for(socket.recv(), 5) == f"ping {sub}"
         await http_client.delete(f"/Task/{created.json()['id']}")
         assert await asyncio.wait_for(socket.recv(), 5) == f"ping {sub}"
@@ -85,16 +94,14 @@ async def test_a_client_that_goes_away_is_forgotten_and_the_subscription_stays_a
     staying = await bind(embedded_server, sub)
     try:
         for _ in range(2):
-            await http_client.post(
-                "/Task", json=task(owner), headers={"Content-Type": "application/fhir+json"}
-            )
+            await post_task(http_client, owner)
             assert await asyncio.wait_for(staying.recv(), 5) == f"ping {sub}"
         assert (await http_client.get(f"/Subscription/{sub}")).json()["status"] == "active"
     finally:
         await staying.close()
     again = await bind(embedded_server, sub)
     try:
-        await http_client.post("/Task", json=task(owner), headers={"Content-Type": "application/fhir+json"})
+        await post_task(http_client, owner)
         assert await asyncio.wait_for(again.recv(), 5) == f"ping {sub}"
     finally:
         await again.close()

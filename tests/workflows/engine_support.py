@@ -97,7 +97,7 @@ async def toy_server(
         async with httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=30
         ) as client:
-            await _people(client)
+            await toy_people(client)
             yield Toys(client, clock, app)
     finally:
         server.should_exit = True
@@ -105,7 +105,7 @@ async def toy_server(
         toy_workflows.uninstall()
 
 
-async def _people(client: httpx.AsyncClient) -> None:
+async def toy_people(client: httpx.AsyncClient) -> None:
     """The reviewer and supervisor the toy workflows' human steps are owned by (referential integrity:
     a Task's owner must exist)."""
     for reference in (toy_workflows.REVIEWER, toy_workflows.SUPERVISOR):

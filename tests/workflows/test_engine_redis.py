@@ -19,6 +19,7 @@ from .engine_support import (
     parameters,
     person_tasks,
     toy_env,
+    toy_people,
     trigger,
 )
 
@@ -52,6 +53,7 @@ async def test_instances_run_in_the_worker_and_resume_after_an_approval_on_the_a
                 return "toy-happy" in criteria and "toy-human" in criteria and "decision" in criteria
 
             await eventually(triggers_active, "the worker's trigger Subscriptions", 60)
+            await toy_people(client)
             happy = await trigger(client, "toy-happy")
             task = await instance_when(client, "toy-happy", happy, ended, "toy-happy completed by the worker")
             assert task["status"] == "completed"
