@@ -100,9 +100,11 @@ def fresh_clone(tmp: Path) -> Path:
 
 
 def user_environment(port: int, data_dir: Path) -> dict[str, str]:
-    """A shell's environment without this test run's settings; the port and data dir the server was
+    """A shell's environment without this test run's settings (nor those of a `make test` it runs under,
+    which make `make -n` print its directories); the port and data dir the server was
     started with, as the README says commands must share them."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NPHIES_FACADE_", "PYTEST", "PYTHON"))}
+    own = ("NPHIES_FACADE_", "PYTEST", "PYTHON", "MAKE", "MFLAGS")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(own)}
     return {**env, "NPHIES_FACADE_PORT": str(port), "NPHIES_FACADE_DATA_DIR": str(data_dir)}
 
 

@@ -22,8 +22,14 @@ from .cli import _fail, _settings, _with_store
 def _password(args: argparse.Namespace) -> str:
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\r\n")
-    first = getpass.getpass("password: ")
-    if getpass.getpass("again: ") != first:
+    try:
+        first = getpass.getpass("password: ")
+        again = getpass.getpass("again: ")
+    except EOFError:
+        raise AccountError(
+            "no password was typed (or pass it on standard input with --password-stdin)"
+        ) from None
+    if again != first:
         raise AccountError("the passwords differ")
     return first
 
