@@ -9,12 +9,17 @@ included) beside plain SQLite inserts of rows of the same size, and chain verifi
 The token endpoint (SMART App Launch): the authorization_code exchange (PKCE S256) and a rotating
 refresh, sent at a sustained rate, beside the client_credentials grant (a private_key_jwt assertion) at
 the same rate as the baseline; median and p95 latency per grant.
+Searches across types: a chained search (`Observation?subject:Patient.family=...`) and a `_has` search
+(`Patient?_has:Observation:patient:code=...`) against two apps on the same data in the same run, one with
+auth off and one with auth on (a `system/*.rs` token: every type the criteria reach is authorised), the
+rounds alternating between them; median microseconds per search and the ratio.
 Prints medians over rounds with the command and the machine.
 """
 
 import argparse
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -296,6 +301,76 @@ async def measure_person_reads(requests: int, rounds: int) -> dict[str, float]:
     return {name: statistics.median(values[1:]) for name, values in samples.items()}
 
 
+SEARCHES = {
+    "chained": lambda n: f"/Observation?subject:Patient.family=Fam{n % 50}",
+    "_has": lambda n: f"/Patient?_has:Observation:patient:code=c{n % 50}",
+}
+
+
+async def _search_data(client: httpx.AsyncClient, headers: dict) -> None:
+    """200 Patients (50 family names) with 5 Observations each (50 codes)."""
+    for n in range(200):
+        patient = {"resourceType": "Patient", "id": f"p{n}", "name": [{"family": f"Fam{n % 50}"}]}
+        assert (await client.put(f"/Patient/p{n}", json=patient, headers=headers)).status_code == 201
+        for k in range(5):
+            observation = {
+                "resourceType": "Observation",
+                "id": f"o{n}-{k}",
+                "status": "final",
+                "code": {"coding": [{"system": "urn:bench", "code": f"c{(n + k) % 50}"}]},
+                "subject": {"reference": f"Patient/p{n}"},
+            }
+            response = await client.put(f"/Observation/o{n}-{k}", json=observation, headers=headers)
+            assert response.status_code == 201, response.text
+
+
+async def measure_searches(requests: int, rounds: int) -> dict[str, dict[str, float]]:
+    """Microseconds per chained and per _has search, auth off and auth on, median over rounds."""
+    apps, headers = {}, {}
+    async with contextlib.AsyncExitStack() as stack:
+        for mode in ("auth off", "auth on"):
+            data = Path(tempfile.mkdtemp(prefix="nf-bench-search-"))
+            app = create_app(Settings(data_dir=data, base_url=BASE, auth=mode.split()[1], rate_limit=0))
+            await stack.enter_async_context(app.router.lifespan_context(app))
+            client = await stack.enter_async_context(
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE)
+            )
+            headers[mode] = {"Content-Type": "application/fhir+json"}
+            if mode == "auth on":
+                security = app.state.security
+                reader = new_client("bench", "system/*.cruds", jwks={"keys": [security.key.public_jwk]})
+                token = security.issuer.mint(reader, ["system/*.cruds"], lifetime=3600).access_token
+                headers[mode]["Authorization"] = f"Bearer {token}"
+                data_token = token
+            await _search_data(client, headers[mode])
+            if mode == "auth on":
+                reader = new_client("bench", "system/*.rs", jwks={"keys": [security.key.public_jwk]})
+                token = security.issuer.mint(reader, ["system/*.rs"], lifetime=3600).access_token
+                headers[mode]["Authorization"] = f"Bearer {token}"
+                assert token != data_token
+            apps[mode] = client
+        samples: dict[str, dict[str, list[float]]] = {kind: {mode: [] for mode in apps} for kind in SEARCHES}
+        for round_number in range(rounds + 1):  # the first round warms up
+            for kind, url in SEARCHES.items():
+                for mode, client in apps.items():
+                    start = time.perf_counter()
+                    for n in range(requests):
+                        response = await client.get(url(n), headers=headers[mode])
+                        assert response.status_code == 200, response.text
+                        assert response.json().get("entry"), url(n)
+                    if round_number:
+                        samples[kind][mode].append((time.perf_counter() - start) / requests * 1e6)
+    return {kind: {m: statistics.median(v) for m, v in by_mode.items()} for kind, by_mode in samples.items()}
+
+
+def print_searches(figures: dict[str, dict[str, float]], requests: int, rounds: int) -> None:
+    print(f"\nsearches across types, in-process ASGI, median of {rounds} rounds of {requests} (alternating)")
+    print(f"{'search':<10}{'auth off us':>13}{'auth on us':>12}{'on/off':>8}")
+    for kind, by_mode in figures.items():
+        off, on = by_mode["auth off"], by_mode["auth on"]
+        print(f"{kind:<10}{off:>13.0f}{on:>12.0f}{on / off:>8.2f}")
+
+
 def print_token_endpoint(
     figures: dict[str, dict[str, float]], requests: int, rounds: int, rate: float
 ) -> None:
@@ -323,6 +398,8 @@ async def main() -> None:
     parser.add_argument("--token-rate", type=float, default=50.0, help="token requests per second (50)")
     parser.add_argument("--token-requests", type=int, default=300, help="token requests per grant and round")
     parser.add_argument("--tokens-only", action="store_true", help="measure only the token endpoint")
+    parser.add_argument("--searches-only", action="store_true", help="measure only the cross-type searches")
+    parser.add_argument("--search-requests", type=int, default=200, help="searches per kind and round (200)")
     args = parser.parse_args()
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     jwk = {
@@ -336,6 +413,11 @@ async def main() -> None:
     print(
         f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cpus, Python {platform.python_version()}"
     )
+    if args.searches_only:
+        server.shutdown()
+        searches = await measure_searches(args.search_requests, args.rounds)
+        print_searches(searches, args.search_requests, args.rounds)
+        return
     if args.tokens_only:
         server.shutdown()
         tokens = await measure_token_endpoint(args.token_requests, args.rounds, args.token_rate)
@@ -361,6 +443,8 @@ async def main() -> None:
     tokens = await measure_token_endpoint(args.token_requests, args.rounds, args.token_rate)
     print_token_endpoint(tokens, args.token_requests, args.rounds, args.token_rate)
     print_person_reads(await measure_person_reads(args.requests, args.rounds), args.requests, args.rounds)
+    searches = await measure_searches(args.search_requests, args.rounds)
+    print_searches(searches, args.search_requests, args.rounds)
 
 
 if __name__ == "__main__":
