@@ -144,14 +144,25 @@ def tighten(definitions: dict) -> dict:
 
 
 def dispatch(resource_types: list[str]) -> dict:
-    """A resource inside another, checked against its own type's definition."""
+    """A resource inside another, checked against its own type's definition: a binary search on
+    `resourceType` (8 code-list checks instead of 146 `if`s), the type itself confirmed at the leaf."""
     return {
         "type": "object",
         "required": ["resourceType"],
         "properties": {"resourceType": {"type": "string", "enum": resource_types}},
-        "allOf": [
-            {"if": {"properties": {"resourceType": {"const": t}}}, "then": ref(t)} for t in resource_types
-        ],
+        "allOf": [_type_search(resource_types)],
+    }
+
+
+def _type_search(resource_types: list[str]) -> dict:
+    if len(resource_types) == 1:
+        only = resource_types[0]
+        return {"if": {"properties": {"resourceType": {"const": only}}}, "then": ref(only)}
+    half = len(resource_types) // 2
+    return {
+        "if": {"properties": {"resourceType": {"enum": resource_types[:half]}}},
+        "then": _type_search(resource_types[:half]),
+        "else": _type_search(resource_types[half:]),
     }
 
 
