@@ -52,9 +52,10 @@ log = logging.getLogger("nphies_facade.auth")
 
 AUDIT_KEY_FILE = "audit-hmac.key"
 # The authorization server's endpoints audit their own refusals.
+# (/auth/launch is not among them: a request refused there before its route ran, a 401, is audited here.)
 SELF_AUDITED_PATHS = frozenset(
     {"/auth/token", "/auth/authorize", "/auth/login", "/auth/picker", "/auth/consent"}
-    | {"/auth/introspect", "/auth/revoke", "/auth/launch"}
+    | {"/auth/introspect", "/auth/revoke"}
 )
 # 403s are audited by FhirService; 429s are not, so a flood cannot turn into audit writes.
 UNAUDITED_STATUSES = frozenset({403, 429})
