@@ -206,6 +206,7 @@ def seed_records() -> list[dict]:
 class LaunchServer:
     url: str
     app: AppSite
+    system_token: str  # a backend-services token with system/*.cruds, to look behind the app's back
 
 
 @pytest.fixture(scope="module")
@@ -248,7 +249,7 @@ def launch_server(tmp_path_factory, app_site: AppSite) -> Iterator[LaunchServer]
         for record in seed_records():
             put = httpx.put(f"{url}/{record['resourceType']}/{record['id']}", json=record, headers=headers)
             assert put.status_code in (200, 201), put.text
-        yield LaunchServer(url, app_site)
+        yield LaunchServer(url, app_site, token)
 
 
 @pytest.fixture(scope="module")

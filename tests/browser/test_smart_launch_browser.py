@@ -1,10 +1,12 @@
 """SMART App Launch end to end in headless chromium, with SMART's own JavaScript client (fhirclient):
 a patient's standalone launch reading their Coverage and their claims' Tasks, a practitioner's launch
-through the patient picker (in Arabic) refused a patient of another organization by ABAC, a refresh and
+through the patient picker (in Arabic) refused a patient of another organization by ABAC (answered 404,
+as if absent), a refresh and
 a revocation."""
 
 from urllib.parse import urlencode
 
+import httpx
 import pytest
 
 from tests.security.launch_support import PASSWORD
@@ -128,4 +130,10 @@ def test_a_practitioner_picks_a_patient_in_arabic_and_is_refused_another_organiz
 
     assert page.evaluate("window.client.patient.id") == "p1"
     assert page.evaluate("window.client.getFhirUser()") == "Practitioner/dr1"
-    assert page.evaluate(READ_TWO_PATIENTS) == {"own": "p1", "other": 403}
+    # p2 exists, but the ABAC rule hides it from this practitioner: refused, answered as not found (no
+    # existence oracle: a refusal on what a resource holds looks like a missing resource)
+    assert page.evaluate(READ_TWO_PATIENTS) == {"own": "p1", "other": 404}
+    behind = httpx.get(
+        f"{launch_server.url}/Patient/p2", headers={"Authorization": f"Bearer {launch_server.system_token}"}
+    )
+    assert behind.status_code == 200
