@@ -192,7 +192,11 @@ def seed_records() -> list[dict]:
         "payor": [{"reference": "Organization/payer"}],
     }
     practitioner = {"resourceType": "Practitioner", "id": "dr1", "name": [{"family": "Alqahtani"}]}
+    organizations = [
+        {"resourceType": "Organization", "id": o, "name": o} for o in ("org-a", "org-b", "payer")
+    ]
     return [
+        *organizations,
         practitioner,
         patient("p1", "Alharbi", "org-a"),
         patient("p2", "Alzahrani", "org-b"),

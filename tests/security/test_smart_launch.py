@@ -66,7 +66,11 @@ async def world(secure_settings, as_token, anon):
     """p1 (the portal user's own record, cared for by dr1), p2 (nobody's), their coverages; the users
     noura (Patient/p1), dr (Practitioner/dr1) and the public app `portal`."""
     system = as_token("system/*.cruds")
+    organizations = [
+        {"resourceType": "Organization", "id": o, "name": o} for o in ("org-a", "org-b", "payer")
+    ]
     for resource in (
+        *organizations,
         practitioner("dr1"),
         patient_of("p1", "Alharbi", "org-a"),
         patient_of("p2", "Alzahrani", "org-b"),
