@@ -104,7 +104,9 @@ def test_the_cli_has_a_simulator_command() -> None:
 # Mutations of a valid message: deleted elements and wrong JSON types anywhere.
 _INTEGERS = st.integers(-(2**31), 2**31)
 # st.builds(dict): a new empty object each time (one shared `{}` could be set inside itself: a cycle).
-_VALUES = st.one_of(st.none(), _INTEGERS, st.text(max_size=5), st.lists(_INTEGERS, max_size=2), st.builds(dict))
+_VALUES = st.one_of(
+    st.none(), _INTEGERS, st.text(max_size=5), st.lists(_INTEGERS, max_size=2), st.builds(dict)
+)
 
 
 def _paths(node, prefix=()):
@@ -137,6 +139,16 @@ def test_the_simulator_answers_any_mangled_message_without_crashing(mutations) -
                 node[path[-1]] = value
         except (KeyError, IndexError, TypeError):
             continue
+    reply = _process(Payer(SimulatorSettings()), bundle)
+    assert reply.status in (200, 400)
+    parse_response(reply.body)
+
+
+def test_an_item_quantity_that_is_not_a_number_is_answered_not_crashed_on() -> None:
+    bundle = json.loads(json.dumps(_BUNDLE))
+    claim = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Claim")
+    claim["item"][0]["quantity"] = {"value": ""}
+    claim["item"][0].pop("net", None)
     reply = _process(Payer(SimulatorSettings()), bundle)
     assert reply.status in (200, 400)
     parse_response(reply.body)

@@ -145,9 +145,11 @@ def _adjudicate(response: dict, claim: dict, decision: Decision, rules: Adjudica
 
 def _item(item: dict, decision: Decision, rules: AdjudicationRules) -> dict:
     sequence = item["sequence"]
+    # A Quantity's value reads as a Money's; one that is not a number counts as 1, as a missing one does.
+    quantity = item["quantity"]["value"] if money(item.get("quantity")) is not None else 1
     net = money(item.get("net"))
     if net is None:
-        net = (money(item.get("unitPrice")) or 0.0) * float((item.get("quantity") or {}).get("value", 1))
+        net = (money(item.get("unitPrice")) or 0.0) * quantity
     reason = decision.rejected.get(sequence)
     copay = 0.0 if reason else round(net * rules.copay_percent / 100, 2)
     benefit: dict = {
@@ -156,7 +158,6 @@ def _item(item: dict, decision: Decision, rules: AdjudicationRules) -> dict:
     }
     if reason:
         benefit["reason"] = coding(canonical.ADJUDICATION_REASON, reason, rejection_display(reason))
-    quantity = (item.get("quantity") or {}).get("value", 1)
     return {
         "extension": [_outcome_extension("rejected" if reason else "approved")],
         "itemSequence": sequence,
