@@ -12,6 +12,7 @@ from pathlib import Path
 import orjson
 
 from .errors import Issue
+from .invariants import UNEVALUABLE, Invariant, compile_invariant, evaluate, invariant_issue
 
 DATA_FILE = Path(__file__).with_name("data") / "r4-rules.json"
 RESOURCE = "Resource"  # a child typed Resource (contained, Bundle.entry.resource) takes its resourceType
@@ -36,7 +37,7 @@ class Context:
     node: object
     resource: dict  # %resource: the resource holding the node (a contained one for its own elements)
     root: dict  # %rootResource: the resource that contains it
-    location: str
+    location: "Location"
 
 
 def _load() -> tuple[dict, dict, dict, frozenset, dict]:
@@ -61,7 +62,21 @@ CHILDREN, BINDINGS, INVARIANT_TEXT, DOMAIN_RESOURCES, _DATA = _load()
 UNEXPANDABLE: dict[str, str] = _DATA["unexpandable"]
 
 
-INVARIANT_PATHS: frozenset[str] = frozenset()  # the invariants land next
+def _compile_invariants() -> dict[str, tuple[Invariant, ...]]:
+    element_types = {element: type_path for kids in CHILDREN.values() for type_path, element in kids.values()}
+    compiled = {}
+    for path, rules in INVARIANT_TEXT.items():
+        type_path = element_types.get(path, path)
+        compiled[path] = tuple(
+            compile_invariant(key, human, text, path, type_path)
+            for key, human, text in rules
+            if f"{key}@{path}" not in UNEVALUABLE
+        )
+    return compiled
+
+
+INVARIANTS = _compile_invariants()
+INVARIANT_PATHS = frozenset(INVARIANTS)
 
 
 def walk(resource: dict) -> tuple[list[Issue], list[Context]]:
@@ -69,19 +84,31 @@ def walk(resource: dict) -> tuple[list[Issue], list[Context]]:
     issues: list[Issue] = []
     contexts: list[Context] = []
     resource_type = resource["resourceType"]
-    _resource(resource, resource_type, resource, resource, resource_type, issues, contexts)
+    _resource(resource, resource_type, resource, resource_type, issues, contexts)
     return issues, contexts
 
 
-def _resource(
-    node: dict, resource_type: str, resource: dict, root: dict, location: str, issues, contexts
-) -> None:
+# A location is built only when an issue needs it: a string at a resource, else (parent, key, index).
+Location = str | tuple
+
+
+def render(location: Location) -> str:
+    parts = []
+    while type(location) is tuple:
+        location, key, index = location
+        parts.append(f".{key}" if index is None else f".{key}[{index}]")
+    return location + "".join(reversed(parts))
+
+
+def _resource(node: dict, resource_type: str, root: dict, location: Location, issues, contexts) -> None:
     if resource_type in DOMAIN_RESOURCES:
-        contexts.append(Context("DomainResource", resource_type, node, resource, root, location))
-    _node(node, resource_type, resource, root, location, issues, contexts)
+        contexts.append(Context("DomainResource", resource_type, node, node, root, location))
+    _node(node, resource_type, node, root, location, issues, contexts)
 
 
-def _node(node: dict, type_path: str, resource: dict, root: dict, location: str, issues, contexts) -> None:
+def _node(
+    node: dict, type_path: str, resource: dict, root: dict, location: Location, issues, contexts
+) -> None:
     if type_path in INVARIANT_PATHS:
         contexts.append(Context(type_path, type_path, node, resource, root, location))
     kids = CHILDREN.get(type_path)
@@ -92,18 +119,16 @@ def _node(node: dict, type_path: str, resource: dict, root: dict, location: str,
         if entry is None:
             continue
         child_type, element = entry
-        # A bundled resource (Bundle.entry.resource) is its own %resource and %rootResource.
-        outer = None if child_type == RESOURCE and key != "contained" else root
         if type(value) is list:
             for index, item in enumerate(value):
                 _child(
-                    item, child_type, element, resource, outer, f"{location}.{key}[{index}]", issues, contexts
+                    key, item, child_type, element, resource, root, (location, key, index), issues, contexts
                 )
         else:
-            _child(value, child_type, element, resource, outer, f"{location}.{key}", issues, contexts)
+            _child(key, value, child_type, element, resource, root, (location, key, None), issues, contexts)
 
 
-def _child(value, child_type: str, element, resource, root, location: str, issues, contexts) -> None:
+def _child(key: str, value, child_type: str, element, resource, root, location, issues, contexts) -> None:
     if element is not None:
         binding = BINDINGS.get(element)
         if binding is not None:
@@ -112,19 +137,20 @@ def _child(value, child_type: str, element, resource, root, location: str, issue
             contexts.append(Context(element, child_type, value, resource, root, location))
     if type(value) is not dict:
         return
-    if child_type == RESOURCE:
-        inner_type = value.get("resourceType")
-        if type(inner_type) is str:
-            # A contained resource's %rootResource is its container (root); a bundled one has none given.
-            _resource(value, inner_type, value, root or value, location, issues, contexts)
+    if child_type != RESOURCE:
+        _node(value, child_type, resource, root, location, issues, contexts)
         return
-    _node(value, child_type, resource, root, location, issues, contexts)
+    inner_type = value.get("resourceType")
+    if type(inner_type) is str:
+        # A contained resource's %rootResource is its container; a bundled one is its own root.
+        _resource(value, inner_type, root if key == "contained" else value, location, issues, contexts)
 
 
 # bindings
 
 
-def _check_binding(binding: Binding, value: object, location: str, issues: list[Issue]) -> None:
+def _check_binding(binding: Binding, value: object, where: "Location", issues: list[Issue]) -> None:
+    location = render(where)
     if binding.kind == "code":
         if type(value) is str and value not in binding.any_code:
             issues.append(_binding_issue(binding, f"The code '{value}'", location))
@@ -184,6 +210,10 @@ def _binding_issue(binding: Binding, what: str, location: str) -> Issue:
 
 
 def rule_issues(resource: dict) -> list[Issue]:
-    """One issue per broken required binding of a structurally valid resource."""
-    issues, _contexts = walk(resource)
+    """One issue per broken required binding or error invariant of a structurally valid resource."""
+    issues, contexts = walk(resource)
+    for context in contexts:
+        for invariant in INVARIANTS[context.path]:
+            if not evaluate(invariant, context.node, context.type_path, context.resource, context.root):
+                issues.append(invariant_issue(invariant, render(context.location)))
     return issues[:MAX_ISSUES]
