@@ -30,18 +30,64 @@ async def test_message_bundle_is_refused_with_a_pointer_to_process_message(clien
     assert "$process-message" in response.json()["issue"][0]["diagnostics"]
 
 
+COMPOSITION = {
+    "resourceType": "Composition",
+    "status": "final",
+    "type": {"text": "summary"},
+    "date": "2024-05-01",
+    "author": [{"display": "Dr A"}],
+    "title": "Summary",
+}
+
+
 async def test_document_and_collection_bundles_are_stored(client):
-    for kind in ("collection", "document"):
-        body = {
-            "resourceType": "Bundle",
-            "type": kind,
-            "entry": [{"fullUrl": "urn:uuid:1", "resource": patient()}],
-        }
+    collection = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"fullUrl": "urn:uuid:1", "resource": patient()}],
+    }
+    # A document has an identifier and a timestamp, and starts with its Composition (bdl-9, 10, 11).
+    document = {
+        "resourceType": "Bundle",
+        "type": "document",
+        "identifier": {
+            "system": "urn:ietf:rfc:3986",
+            "value": "urn:uuid:0c3151bd-1cbf-4d64-b04d-cd9187a4c6e0",
+        },
+        "timestamp": "2024-05-01T10:00:00Z",
+        "entry": [
+            {"fullUrl": "urn:uuid:2", "resource": COMPOSITION},
+            {"fullUrl": "urn:uuid:1", "resource": patient()},
+        ],
+    }
+    for body, first in ((collection, "Patient"), (document, "Composition")):
         response = await client.post("/", json=body)
         assert response.status_code == 201, response.text
         assert response.headers["location"].startswith("http://fhir.test/Bundle/")
         stored = (await client.get(f"/Bundle/{response.json()['id']}")).json()
-        assert stored["type"] == kind and stored["entry"][0]["resource"]["resourceType"] == "Patient"
+        assert stored["type"] == body["type"] and stored["entry"][0]["resource"]["resourceType"] == first
+
+
+async def test_a_document_bundle_without_its_identifier_is_refused(client):
+    body = {
+        "resourceType": "Bundle",
+        "type": "document",
+        "entry": [{"fullUrl": "urn:uuid:1", "resource": patient()}],
+    }
+    response = await client.post("/", json=body)
+    assert response.status_code == 400, response.text
+    keys = {
+        issue["diagnostics"].split()[1] for issue in response.json()["issue"] if issue["code"] == "invariant"
+    }
+    assert {"bdl-9", "bdl-10"} <= keys
+    not_first = {
+        **body,
+        "identifier": {"system": "urn:x", "value": "d1"},
+        "timestamp": "2024-05-01T10:00:00Z",
+    }
+    response = await client.post("/", json=not_first)
+    assert response.status_code == 400, response.text
+    assert "Invariant bdl-11 " in response.json()["issue"][0]["diagnostics"]
 
 
 async def test_wrong_bundle_type_or_not_a_bundle_is_400(client):

@@ -605,7 +605,10 @@ def _date(text: str) -> tuple[int, tuple]:
         return len(parts), parts
     if zone is None or second is None:
         raise Undecided("a time without zone or seconds")
-    instant = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    try:
+        instant = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise Undecided("a date that does not exist") from None
     return 6, (instant.timestamp(),)
 
 

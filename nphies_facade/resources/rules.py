@@ -172,7 +172,7 @@ def _check_codeable_concept(binding: Binding, concept: dict, location: str, issu
             continue
         if _coding_in(binding, coding):
             found = True
-        elif coding.get("system") in binding.codes:
+        elif type(coding.get("system")) is str and coding["system"] in binding.codes:
             issues.append(
                 _binding_issue(binding, f"The Coding {_describe(coding)}", f"{location}.coding[{index}]")
             )
@@ -189,8 +189,11 @@ def _check_codeable_concept(binding: Binding, concept: dict, location: str, issu
 
 
 def _coding_in(binding: Binding, coding: dict) -> bool:
-    codes = binding.codes.get(coding.get("system"))
-    return codes is not None and coding.get("code") in codes
+    system, code = coding.get("system"), coding.get("code")
+    if type(system) is not str or type(code) is not str:
+        return False
+    codes = binding.codes.get(system)
+    return codes is not None and code in codes
 
 
 def _describe(coding: dict) -> str:
