@@ -326,7 +326,7 @@ def _not(items: list, env: Env) -> list:
 
 
 def _has_value(items: list, env: Env) -> list:
-    return [len(items) == 1 and type(items[0]) in (str, int, float, bool)]
+    return [len(items) == 1 and (type(items[0]) in (str, bool) or isinstance(items[0], Number))]
 
 
 def _distinct(items: list, env: Env) -> list:
