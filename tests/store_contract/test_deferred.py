@@ -116,7 +116,7 @@ async def test_concurrent_updates_of_one_resource_all_apply_in_turn(service):
     resource_id = created.version.id
 
     async def update(n: int) -> None:
-        await service.update(CTX, "Patient", resource_id, patient(resource_id, "1000000001", gender=str(n)))
+        await service.update(CTX, "Patient", resource_id, patient(resource_id, "1000000001", birthDate=f"190{n}"))
 
     await asyncio.gather(*(update(n) for n in range(8)))
     assert (await service.store.read("Patient", resource_id)).version == 9
