@@ -8,6 +8,10 @@ from .conftest import rest_hook, subscribe
 
 
 async def test_a_payload_notification_carries_the_numbers_as_sent(api, receiver):
+    patient = await api.put("/Patient/p1", json={"resourceType": "Patient", "id": "p1"})
+    assert patient.status_code in (200, 201), (
+        patient.text
+    )  # the Observation's subject (referential integrity)
     sub = await subscribe(api, rest_hook(receiver.url + "/fhir", "Observation?status=final", payload=True))
     created = await api.put("/Observation/o1", content=observation("o1"))
     assert created.status_code == 201, created.text

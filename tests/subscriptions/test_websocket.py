@@ -34,13 +34,9 @@ def task(owner: str, status: str = "requested") -> dict:
 async def post_task(http_client, owner: str):
     """A Task owned by an Organization, created first (referential integrity)."""
     json_type = {"Content-Type": "application/fhir+json"}
-    organization = {"resourceType": "Organization", "id": owner}
-    assert (
-        await http_client.put(f"/Organization/{owner}", json=organization, headers=json_type)
-    ).status_code in (
-        200,
-        201,
-    )
+    organization = {"resourceType": "Organization", "id": owner, "name": f"Provider {owner}"}
+    answer = await http_client.put(f"/Organization/{owner}", json=organization, headers=json_type)
+    assert answer.status_code in (200, 201), answer.text
     return await http_client.post("/Task", json=task(owner), headers=json_type)
 
 

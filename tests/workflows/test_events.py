@@ -45,11 +45,16 @@ PARTIES = {
 }
 
 
-async def post_claim(api) -> dict:
-    """A Claim, after the patient, provider and coverage it names (referential integrity)."""
+async def put_parties(api) -> None:
+    """The patient, provider and coverage a Claim names (referential integrity)."""
     for key, resource in PARTIES.items():
         answer = await api.put(f"/{key}", json=resource)
         assert answer.status_code in (200, 201), answer.text
+
+
+async def post_claim(api) -> dict:
+    """A Claim, after the patient, provider and coverage it names (referential integrity)."""
+    await put_parties(api)
     created = await api.post("/Claim", json=claim())
     assert created.status_code == 201, created.text
     return created.json()
@@ -158,7 +163,10 @@ async def test_a_topic_notification_carries_the_focus_s_decimals_as_written(api,
     body = exact_json.dumps(
         {**claim(), "total": {"value": exact_json.JsonNumber("105.00"), "currency": "SAR"}}
     )
-    created = (await api.post("/Claim", content=body)).json()
+    await put_parties(api)
+    answer = await api.post("/Claim", content=body)
+    assert answer.status_code == 201, answer.text
+    created = answer.json()
     task = (
         await api.post("/Task", json={"resourceType": "Task", "status": "in-progress", "intent": "order"})
     ).json()
