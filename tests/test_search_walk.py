@@ -27,7 +27,7 @@ def _tasks(n: int) -> list[dict]:
             "focus": {"reference": f"Organization/c{i}"},
         }
         for i in range(n)
-    ] + [{"resourceType": "Organization", "id": f"c{i}"} for i in range(0, n, 3)]
+    ] + [{"resourceType": "Organization", "id": f"c{i}", "name": f"Clinic {i}"} for i in range(0, n, 3)]
 
 
 @pytest.fixture(scope="module")
