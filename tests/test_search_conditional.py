@@ -43,17 +43,26 @@ async def test_conditional_update_and_patch_by_chained_criteria(client):
 
 async def test_conditional_delete_by_reverse_chain_and_many_matches(client):
     patient = (await client.post("/Patient", json=PATIENT)).json()
-    await client.post(
-        "/Task",
-        json={
-            "resourceType": "Task",
-            "status": "cancelled",
-            "intent": "order",
-            "for": {"reference": f"Patient/{patient['id']}"},
-        },
-    )
-    assert (await client.delete("/Patient?_has:Task:patient:status=cancelled")).status_code == 204
-    assert (await client.get(f"/Patient/{patient['id']}")).status_code == 410
+    task = (
+        await client.post(
+            "/Task",
+            json={
+                "resourceType": "Task",
+                "status": "cancelled",
+                "intent": "order",
+                "for": {"reference": f"Patient/{patient['id']}"},
+            },
+        )
+    ).json()
+    # the reverse chain selects the Patient; the Task that selects it still refers to it, so the delete
+    # is refused with 409 naming the referrer (docs/api.md, referential integrity) and nothing is deleted
+    refused = await client.delete("/Patient?_has:Task:patient:status=cancelled")
+    assert refused.status_code == 409, refused.text
+    assert f"Task/{task['id']}" in refused.text
+    assert (await client.get(f"/Patient/{patient['id']}")).status_code == 200
+    # no Task matches this chain: nothing is selected, so nothing is deleted (204)
+    assert (await client.delete("/Patient?_has:Task:patient:status=requested")).status_code == 204
+    assert (await client.get(f"/Patient/{patient['id']}")).status_code == 200
     for _ in range(2):
         await client.post("/Patient", json=PATIENT)
     assert (await client.delete("/Patient?birthdate=1985")).status_code == 412

@@ -174,6 +174,20 @@ async def test_summary_and_elements_subset_and_tag_the_resources(client):
 
 async def _portal_data(client) -> dict:
     patient = await _create(client, _patient("Portal", "1980-01-01", "42"))
+    # references must name resources that exist: the provider (the Tasks' owner) and the coverage
+    provider = await client.put(
+        "/Organization/prov", json={"resourceType": "Organization", "id": "prov", "name": "Provider"}
+    )
+    assert provider.status_code == 201, provider.text
+    coverage = await _create(
+        client,
+        {
+            "resourceType": "Coverage",
+            "status": "active",
+            "beneficiary": {"reference": f"Patient/{patient}"},
+            "payor": [{"reference": "Organization/prov"}],
+        },
+    )
     claim = await _create(
         client,
         {
@@ -185,7 +199,7 @@ async def _portal_data(client) -> dict:
             "patient": {"reference": f"Patient/{patient}"},
             "provider": {"reference": "Organization/prov"},
             "priority": {"coding": [{"code": "normal"}]},
-            "insurance": [{"sequence": 1, "focal": True, "coverage": {"reference": "Coverage/x"}}],
+            "insurance": [{"sequence": 1, "focal": True, "coverage": {"reference": f"Coverage/{coverage}"}}],
         },
     )
     tasks = []
@@ -234,7 +248,7 @@ async def test_includes_iterate_star_target_type_and_revinclude(client):
     not_iterated = await _get(client, f"/Task?_id={task}&_include=Task:focus&_include=Claim:patient")
     assert _ids(not_iterated, "include") == [data["claim"]]
     star = await _get(client, f"/Task?_id={task}&_include=*")
-    assert sorted(_ids(star, "include")) == sorted([data["claim"], data["patient"]])
+    assert sorted(_ids(star, "include")) == sorted([data["claim"], data["patient"], "prov"])  # owner too
     narrowed = await _get(client, f"/Task?_id={task}&_include=Task:focus:Patient")
     assert _ids(narrowed, "include") == []
     reverse = await _get(client, f"/Patient?_id={data['patient']}&_revinclude=Task:patient")
@@ -243,9 +257,11 @@ async def test_includes_iterate_star_target_type_and_revinclude(client):
         client, f"/Claim?_id={data['claim']}&_revinclude=Task:focus&_include:iterate=Task:patient"
     )
     assert sorted(_ids(both_ways, "include")) == sorted([*data["tasks"], data["patient"]])
-    await client.delete(f"/Claim/{data['claim']}")
-    after_delete = await _get(client, f"/Task?_id={task}&_include=Task:focus")
-    assert _ids(after_delete, "include") == []
+    # the Tasks still refer to the Claim, so it cannot be deleted and their includes never dangle
+    refused = await client.delete(f"/Claim/{data['claim']}")
+    assert refused.status_code == 409, refused.text
+    still = await _get(client, f"/Task?_id={task}&_include=Task:focus")
+    assert _ids(still, "include") == [data["claim"]]
 
 
 async def test_chains_and_reverse_chains_over_http(client):

@@ -64,6 +64,10 @@ async def test_walking_pages_while_inserting_sees_every_earlier_match_once(servi
 
 
 async def test_http_next_links_stay_valid_while_data_changes(client):
+    owner = await client.put(
+        "/Organization/b", json={"resourceType": "Organization", "id": "b", "name": "Owner"}
+    )
+    assert owner.status_code == 201, owner.text  # the Tasks' owner must exist
     before = []
     for i in range(12):
         response = await client.post("/Task", json=_task("Organization/b", f"2024-01-{i + 1:02d}"))
