@@ -68,12 +68,18 @@ async def client(app) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
+@pytest.fixture
+def each_store_settings() -> dict:
+    """Settings a module gives `client_on_each_store` on top of its own (override it in the module)."""
+    return {}
+
+
 @pytest.fixture(params=["sqlite", "mongodb-inprocess"])
 async def client_on_each_store(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, each_store_settings: dict
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the app on the SQLite store, then on the MongoDB store over the in-process stand-in."""
-    extra = {}
+    extra = dict(each_store_settings)
     if request.param == "mongodb-inprocess":
         server = FakeMongoClient()
         monkeypatch.setattr(mongo_store, "connect", lambda url: server)
