@@ -2,6 +2,8 @@
 
 import json
 import os
+import sys
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -92,3 +94,27 @@ async def client_on_each_store(
         headers = {"Content-Type": FHIR_JSON, "Accept": FHIR_JSON}
         async with httpx.AsyncClient(transport=transport, base_url="http://fhir.test", headers=headers) as c:
             yield c
+
+
+# At the end of a whole run the interpreter did not exit after printing the summary: it waited on an
+# aiosqlite worker thread (not a daemon) of a store some test left open, or spent minutes finalising the
+# multi-GB heap. The run's outcome is known by then, so the process ends with its status at once, naming
+# any threads left running.
+_exit_status: list[int] = []
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    _exit_status.append(int(exitstatus))
+
+
+def pytest_unconfigure(config) -> None:
+    if not _exit_status:
+        return
+    left = [t.name for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if left:
+        print(
+            f"\n{len(left)} threads left running by the tests: {', '.join(sorted(left)[:5])}", file=sys.stderr
+        )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_exit_status[-1])
